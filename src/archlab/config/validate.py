@@ -1,0 +1,97 @@
+"""Checks a composed config against the schemas before any work, with messages a user can act on."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from archlab.config.schema import DATA, MODELS, TASKS, TrainConfig
+from archlab.errors import ConfigError
+
+# Sections whose schema depends on a selector key inside them.
+_SELECTED = {"model": ("name", MODELS), "data": ("modality", DATA), "task": ("name", TASKS)}
+
+
+def _closest(key: str, valid: list[str], prefix: str = "") -> str:
+    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return f" Did you mean '{prefix}{match[0]}'?" if match else ""
+
+
+def _valid_keys(schema: Any, path: list[str]) -> list[str]:
+    """Field names at `path` inside a dataclass schema."""
+    for part in path:
+        fields = {f.name: f for f in dataclasses.fields(schema)}
+        schema = fields[part].default_factory().__class__
+    return [f.name for f in dataclasses.fields(schema)]
+
+
+def _merge(section: str, schema: Any, node: Any) -> DictConfig:
+    """`node` merged onto its schema; unknown keys and wrong types become ConfigError."""
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), node)
+    except ConfigKeyError as ex:
+        parts = str(ex.full_key).split(".")
+        prefix = ".".join([section, *parts[:-1]]) if section else ".".join(parts[:-1])
+        where = f"{prefix}.{parts[-1]}" if prefix else parts[-1]
+        valid = _valid_keys(schema, parts[:-1])
+        raise ConfigError(
+            f"Unknown config key '{where}'.{_closest(parts[-1], valid, prefix and prefix + '.')} "
+            f"Valid keys{f' under {prefix!r}' if prefix else ''}: {', '.join(valid)}."
+        ) from None
+    except ValidationError as ex:
+        where = ".".join(p for p in (section, str(ex.full_key)) if p)
+        reason = str(ex.msg).splitlines()[0]
+        raise ConfigError(f"Wrong value for '{where}': {reason}.") from None
+
+
+def _check_choices(section: str, schema: Any, node: DictConfig) -> None:
+    for f in dataclasses.fields(schema):
+        value = node[f.name]
+        if "choices" in f.metadata and value not in f.metadata["choices"]:
+            options = [str(c) for c in f.metadata["choices"]]
+            raise ConfigError(
+                f"'{section}.{f.name}={value}' is not one of: {', '.join(options)}."
+                f"{_closest(str(value), options)}"
+            )
+        if dataclasses.is_dataclass(f.default_factory() if callable(f.default_factory) else None):
+            _check_choices(f"{section}.{f.name}", type(f.default_factory()), value)
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """The composed config, typed by the schemas; raises ConfigError naming the offending key."""
+    try:
+        plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    except OmegaConfBaseException as ex:
+        raise ConfigError(f"Cannot resolve config value '{ex.full_key}': {ex.msg}") from None
+    missing = sorted(OmegaConf.missing_keys(plain))
+    if missing:
+        raise ConfigError(
+            f"Missing config value '{missing[0]}': set it on the command line, "
+            f"e.g. {missing[0]}=<value>."
+        )
+    typed = {}
+    for section, (selector, schemas) in _SELECTED.items():
+        node = plain.get(section)
+        if not isinstance(node, DictConfig):
+            raise ConfigError(f"Config section '{section}' is missing; choose one, e.g. {section}=...")
+        kind = node.get(selector)
+        if kind not in schemas:
+            raise ConfigError(
+                f"'{section}.{selector}={kind}' is not one of: {', '.join(schemas)}."
+                f"{_closest(str(kind), list(schemas))}"
+            )
+        typed[section] = _merge(section, schemas[kind], node)
+        _check_choices(section, schemas[kind], typed[section])
+        plain[section] = None
+    root = _merge("", TrainConfig, plain)
+    for section in ("logger", "callbacks"):
+        schema = type(getattr(TrainConfig(), section))
+        _check_choices(section, schema, root[section])
+    for section, node in typed.items():
+        root[section] = node
+    OmegaConf.set_readonly(root, True)
+    return root

@@ -1,0 +1,18 @@
+"""Lightning data modules per modality, and the readers of the formats users bring."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from archlab.data.base import ArrayDataModule
+
+
+def build_datamodule(cfg: Mapping[str, Any]) -> ArrayDataModule:
+    """The data module for a validated `data` config section."""
+    from archlab.data.image import ImageDataModule
+    from archlab.data.sequence import SequenceDataModule
+    from archlab.data.text import TextDataModule
+
+    modules = {"image": ImageDataModule, "sequence": SequenceDataModule, "text": TextDataModule}
+    return modules[cfg["modality"]](cfg)

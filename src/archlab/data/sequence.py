@@ -1,0 +1,51 @@
+"""Numeric series: the digits read pixel by pixel by default; CSV and UCR-archive files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from archlab.data.base import ArrayDataModule, RawSplit, standardize_stats
+from archlab.data.image import load_digits_images
+from archlab.models.spec import SequenceSpec
+
+
+class SequenceDataModule(ArrayDataModule):
+    """(N, T, F) float tensors, standardised per feature with train-split statistics.
+
+    The built-in `digits` task is the small cousin of sequential MNIST: each 8x8 digit
+    becomes a 64-step series of one pixel value, so a model must remember across time.
+    """
+
+    def read(self) -> dict[str, RawSplit]:
+        from archlab.data.sources import series
+
+        source = self.cfg["source"]
+        if source == "digits":
+            pixels, labels = load_digits_images()
+            return {"train": RawSplit(pixels.reshape(len(pixels), 64, 1), labels)}
+        if source == "csv":
+            return self.read_user_files(
+                lambda path: series.load_series_csv(
+                    path, self.cfg["label_column"], self.cfg["num_features"]
+                )
+            )
+        return {split: RawSplit(*arrays) for split, arrays in series.load_ucr(self.user_path()).items()}
+
+    def fit(self, train_inputs: np.ndarray) -> dict[str, Any]:
+        if not self.cfg["normalize"]:
+            return {}
+        return standardize_stats(train_inputs, axes=(0, 1))
+
+    def transform(self, inputs: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(inputs)).float()
+        if "mean" in self.fitted:
+            x = (x - self.fitted["mean"]) / self.fitted["std"]
+        return x
+
+    @property
+    def spec(self) -> SequenceSpec:
+        _, t, f = self.tensors["train"][0].shape
+        return SequenceSpec(t, f)

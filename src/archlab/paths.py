@@ -1,0 +1,11 @@
+"""Where archlab's own config tree lives, installed or in a source checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    """`archlab/conf` inside a wheel, else the repository's top-level `conf/`."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"

@@ -1,0 +1,1 @@
+"""Lightning modules: objectives, metrics, optimizers and schedules."""

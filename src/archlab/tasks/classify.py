@@ -1,0 +1,103 @@
+"""Classification: cross-entropy objective, accuracy / macro-F1 / confusion matrix, optimizer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.trainer.states import TrainerFn
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
+
+from archlab.tasks.optim import build_optimizer, build_scheduler
+
+
+class ClassificationTask(pl.LightningModule):
+    """Trains any `model` that maps a batch of inputs to class logits.
+
+    `hparams` is the run's whole resolved config as plain containers: it is saved inside
+    every checkpoint (so a checkpoint alone can be evaluated) and loads with
+    `torch.load(weights_only=True)`.
+    """
+
+    def __init__(
+        self, model: nn.Module, num_classes: int, task: Mapping[str, Any], hparams: dict
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(hparams, logger=False)
+        self.model = model
+        self.task_cfg = task
+        self.val_metrics = self._metrics("val", num_classes)
+        self.test_metrics = self._metrics("test", num_classes)
+        self.confusion = nn.ModuleDict(
+            {
+                "val": MulticlassConfusionMatrix(num_classes),
+                "test": MulticlassConfusionMatrix(num_classes),
+            }
+        )
+        self.final_confusion: dict[str, list[list[int]]] = {}
+
+    @staticmethod
+    def _metrics(prefix: str, num_classes: int) -> MetricCollection:
+        return MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "f1": MulticlassF1Score(num_classes, average="macro"),
+            },
+            prefix=f"{prefix}/",
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self.model(x), y, label_smoothing=self.task_cfg["label_smoothing"])
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        x, y = batch
+        logits = self.model(x)
+        # Re-validating the best checkpoint after fit must not add points to the curves.
+        to_logger = self.trainer.state.fn != TrainerFn.VALIDATING
+        loss = F.cross_entropy(logits, y)
+        self.log(f"{split}/loss", loss, batch_size=len(y), logger=to_logger, prog_bar=True)
+        metrics = self.val_metrics if split == "val" else self.test_metrics
+        metrics.update(logits, y)
+        self.log_dict(metrics, batch_size=len(y), logger=to_logger, prog_bar=split == "val")
+        if not self.trainer.sanity_checking:
+            self.confusion[split].update(logits, y)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
+        self._eval_step("test", batch)
+
+    def _record_confusion(self, split: str) -> None:
+        matrix = self.confusion[split]
+        if matrix.update_count:
+            self.final_confusion[split] = matrix.compute().tolist()
+        matrix.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._record_confusion("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._record_confusion("test")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.model.named_parameters(), self.task_cfg["optimizer"])
+        scheduler = build_scheduler(
+            optimizer, self.task_cfg["scheduler"], int(self.trainer.estimated_stepping_batches)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,52 @@
+"""Optimizer and learning-rate schedule from the `task.optimizer` / `task.scheduler` config."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def _param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
+    """No weight decay on biases and norm/embedding-free 1-D parameters, as is customary."""
+    decay, no_decay = [], []
+    for _, p in params:
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(
+    named_params: Iterable[tuple[str, nn.Parameter]], cfg: Mapping[str, Any]
+) -> torch.optim.Optimizer:
+    groups = _param_groups(named_params, cfg["weight_decay"])
+    if cfg["name"] == "sgd":
+        return torch.optim.SGD(
+            groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"]
+        )
+    return torch.optim.AdamW(groups, lr=cfg["lr"], betas=tuple(cfg["betas"]))
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warmup over `warmup_steps`, then cosine decay to `min_lr_ratio` or constant."""
+    warmup = min(cfg["warmup_steps"], max(total_steps - 1, 0))
+    floor = cfg["min_lr_ratio"]
+    cosine = cfg["name"] == "cosine"
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if not cosine:
+            return 1.0
+        progress = min((step - warmup) / max(total_steps - warmup, 1), 1.0)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

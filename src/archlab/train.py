@@ -1,0 +1,92 @@
+"""`archlab-train`: compose model x data x task x trainer, fit, test, write the run record."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from archlab.errors import ArchlabError
+from archlab.paths import config_dir
+from archlab.preflight import preflight
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """Fit on train, pick the best checkpoint on val, report val and test metrics."""
+    import pytorch_lightning as pl
+
+    from archlab.data import build_datamodule
+    from archlab.lightning_trainer import build_trainer
+    from archlab.models import build_classifier
+    from archlab.runrecord import METRICS_FILE, log_hparams, scalar_metrics, write_json_atomic
+    from archlab.tasks.classify import ClassificationTask
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg.data)
+    datamodule.setup("fit")
+    model = build_classifier(cfg.model, datamodule.spec, datamodule.num_classes)
+    hparams = OmegaConf.to_container(cfg)
+    task = ClassificationTask(model, datamodule.num_classes, cfg.task, hparams)
+    trainer = build_trainer(cfg, run_dir)
+    trainer.fit(task, datamodule=datamodule, weights_only=True)
+
+    callback = trainer.checkpoint_callback
+    best = (callback.best_model_path if callback else "") or None
+    results = trainer.validate(task, datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
+    if cfg.test_after_fit:
+        results |= trainer.test(task, datamodule, ckpt_path=best, weights_only=True)[0]
+    metrics = scalar_metrics(results)
+    if trainer.is_global_zero:
+        record = {
+            **metrics,
+            "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
+            "epochs": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "classes": datamodule.classes,
+            "confusion_matrix": task.final_confusion,
+        }
+        write_json_atomic(run_dir / METRICS_FILE, record)
+        log_hparams(trainer.logger, hparams, metrics)
+    return metrics
+
+
+def _discard_unstarted(run_dir: Path) -> None:
+    """Remove a run directory that holds only what Hydra wrote before the failure."""
+    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _fail(error: ArchlabError) -> None:
+    print(f"archlab-train: error: {error}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _run(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from archlab.config.validate import validate
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        cfg = validate(cfg)
+        metrics = train(cfg, run_dir)
+    except ArchlabError as error:
+        _discard_unstarted(run_dir)
+        _fail(error)
+    return metrics.get(cfg.callbacks.checkpoint.monitor)
+
+
+def main() -> None:
+    import hydra
+
+    try:
+        preflight(sys.argv[1:])
+    except ArchlabError as error:
+        _fail(error)
+    hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_run)()
+
+
+if __name__ == "__main__":
+    main()
