@@ -43,7 +43,9 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Ca
     stop = cfg.callbacks.early_stopping
     if stop.enabled:
         callbacks.append(
-            EarlyStopping(stop.monitor, min_delta=stop.min_delta, patience=stop.patience, mode=stop.mode)
+            EarlyStopping(
+                stop.monitor, min_delta=stop.min_delta, patience=stop.patience, mode=stop.mode
+            )
         )
     if cfg.callbacks.lr_monitor and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))

@@ -34,10 +34,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
 
     callback = trainer.checkpoint_callback
     best = (callback.best_model_path if callback else "") or None
-    results = trainer.validate(task, datamodule, ckpt_path=best, verbose=False, weights_only=True)[0]
+    trainer.validate(task, datamodule, ckpt_path=best, verbose=False, weights_only=True)
+    results = dict(trainer.callback_metrics)
     if cfg.test_after_fit:
         results |= trainer.test(task, datamodule, ckpt_path=best, weights_only=True)[0]
-    metrics = scalar_metrics(results)
+    metrics = scalar_metrics({k: v for k, v in results.items() if k.startswith(("val/", "test/"))})
     if trainer.is_global_zero:
         record = {
             **metrics,
@@ -54,7 +55,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
 
 def _discard_unstarted(run_dir: Path) -> None:
     """Remove a run directory that holds only what Hydra wrote before the failure."""
-    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+    if run_dir.is_dir() and all(
+        p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()
+    ):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

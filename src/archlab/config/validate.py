@@ -77,7 +77,9 @@ def validate(cfg: DictConfig) -> DictConfig:
     for section, (selector, schemas) in _SELECTED.items():
         node = plain.get(section)
         if not isinstance(node, DictConfig):
-            raise ConfigError(f"Config section '{section}' is missing; choose one, e.g. {section}=...")
+            raise ConfigError(
+                f"Config section '{section}' is missing; choose one, e.g. {section}=..."
+            )
         kind = node.get(selector)
         if kind not in schemas:
             raise ConfigError(

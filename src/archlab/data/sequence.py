@@ -32,7 +32,9 @@ class SequenceDataModule(ArrayDataModule):
                     path, self.cfg["label_column"], self.cfg["num_features"]
                 )
             )
-        return {split: RawSplit(*arrays) for split, arrays in series.load_ucr(self.user_path()).items()}
+        return {
+            split: RawSplit(*arrays) for split, arrays in series.load_ucr(self.user_path()).items()
+        }
 
     def fit(self, train_inputs: np.ndarray) -> dict[str, Any]:
         if not self.cfg["normalize"]:

@@ -16,7 +16,9 @@ def split_off(
     if fraction <= 0:
         return index, index[:0]
     try:
-        return tuple(train_test_split(index, test_size=fraction, random_state=seed, stratify=labels))
+        return tuple(
+            train_test_split(index, test_size=fraction, random_state=seed, stratify=labels)
+        )
     except ValueError:  # a class too small to stratify: fall back to a plain seeded split
         return tuple(train_test_split(index, test_size=fraction, random_state=seed))
 

@@ -96,5 +96,7 @@ def build_classifier(cfg: Mapping[str, Any], spec: InputSpec, num_classes: int) 
     """A classifier for `spec`-shaped inputs from a validated `model` config section."""
     stem, backbone, positions = _ARCHITECTURES[cfg["name"]](cfg, spec)
     in_dim = backbone.out_dim * (positions if cfg["pooling"] == "flatten" else 1)
-    head = ClassificationHead(in_dim, num_classes, list(cfg["fc_dims"]), cfg["dropout"], cfg["pooling"])
+    head = ClassificationHead(
+        in_dim, num_classes, list(cfg["fc_dims"]), cfg["dropout"], cfg["pooling"]
+    )
     return Network(stem, backbone, head)

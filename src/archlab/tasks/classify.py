@@ -68,7 +68,7 @@ class ClassificationTask(pl.LightningModule):
         x, y = batch
         logits = self.model(x)
         # Re-validating the best checkpoint after fit must not add points to the curves.
-        to_logger = self.trainer.state.fn != TrainerFn.VALIDATING
+        to_logger = self.logger is not None and self.trainer.state.fn != TrainerFn.VALIDATING
         loss = F.cross_entropy(logits, y)
         self.log(f"{split}/loss", loss, batch_size=len(y), logger=to_logger, prog_bar=True)
         metrics = self.val_metrics if split == "val" else self.test_metrics
@@ -100,4 +100,7 @@ class ClassificationTask(pl.LightningModule):
         scheduler = build_scheduler(
             optimizer, self.task_cfg["scheduler"], int(self.trainer.estimated_stepping_batches)
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -1,0 +1,43 @@
+# archlab: `make train` and `make test` do everything on a fresh machine (they install first).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test test-all lint format bench tensorboard clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: the CPU wheel; an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with torch 2.13.0 and archlab (editable)
+
+train: $(STAMP)  ## train the default experiment (CNN on the bundled digits)
+	$(BIN)/archlab-train $(ARGS)
+
+test: $(STAMP)  ## the default test suite (fast; no `slow` tests)
+	$(BIN)/pytest -q
+
+test-all: $(STAMP)  ## every test, `slow` ones included
+	$(BIN)/pytest -q -m ""
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)  ## archlab vs a hand-written PyTorch loop, per architecture; start-up time
+	$(BIN)/python -m bench.speed
+
+tensorboard: $(STAMP)  ## serve every run under outputs/ on http://localhost:6006
+	$(BIN)/tensorboard --logdir outputs --host localhost --port 6006
+
+clean:  ## remove the virtual environment and caches (keeps outputs/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

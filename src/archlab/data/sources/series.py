@@ -1,0 +1,280 @@
+"""Readers for numeric labelled time series: wide CSV files and the UCR archive `.tsv` layout.
+
+Both return float32 arrays shaped (N, T, F) and labels as a numpy string array, so every
+sequence model sees the same layout whatever the file format. Every malformed value is
+reported with its file and 1-based line number, because a silent NaN or a shifted column
+would otherwise surface much later as a meaningless training curve.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from archlab.errors import DataError
+
+__all__ = ["load_series_csv", "load_ucr"]
+
+
+def _read_text(path: Path, what: str) -> str:
+    """Read a whole file as strict UTF-8 (a leading BOM is dropped), naming the line on failure."""
+    if not path.exists():
+        raise DataError(f"{path}: {what} not found. Check the path in your config.")
+    if not path.is_file():
+        raise DataError(f"{path}: expected a {what}, but this path is not a regular file.")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: bytes that are not valid UTF-8 ({err.reason}). "
+            "Re-encode the file as UTF-8."
+        ) from None
+
+
+def _parse_values(
+    fields: Sequence[str], names: Sequence[str], path: Path, line: int, nan_hint: str = ""
+) -> np.ndarray:
+    """Convert one row's value fields to float64, explaining the first bad value precisely."""
+    try:
+        values = np.array(fields, dtype=np.float64)
+    except ValueError:
+        values = None
+    if values is not None and np.isfinite(values).all():
+        return values
+    # Slow path: parse field by field to name the first offending one.
+    parsed: list[float] = []
+    for field, name in zip(fields, names, strict=True):
+        text = field.strip()
+        if text == "":
+            raise DataError(
+                f"{path}, line {line}: {name} is empty. Clean or impute missing values "
+                f"before loading (e.g. interpolate, or drop the row).{nan_hint}"
+            )
+        try:
+            number = float(text)
+        except ValueError:
+            raise DataError(
+                f"{path}, line {line}: {name} holds {field!r}, which is not a number. "
+                "Fix or remove that value; series values must be numeric."
+            ) from None
+        if not math.isfinite(number):
+            raise DataError(
+                f"{path}, line {line}: {name} holds {field!r} (not a finite number). Clean or "
+                f"impute missing values before loading (e.g. interpolate, or drop the row)."
+                f"{nan_hint}"
+            )
+        parsed.append(number)
+    return np.array(parsed, dtype=np.float64)
+
+
+def load_series_csv(
+    path: Path, label_column: str, num_features: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load a wide-format labelled series CSV as ((N, T, F) float32 values, (N,) str labels).
+
+    The file has a header row; the column named `label_column` holds the class label and all
+    other columns, in file order, are the series values. With `num_features` F > 1 the value
+    columns are read as T*F values in time-major order (t0f0, t0f1, t1f0, ...).
+    """
+    path = Path(path)
+    if not isinstance(num_features, int) or num_features < 1:
+        raise DataError(
+            f"{path}: num_features must be a positive integer, got {num_features!r}. "
+            "Set it to the number of values recorded per time step (1 for a univariate series)."
+        )
+    text = _read_text(path, "series CSV file")
+    reader = csv.reader(io.StringIO(text, newline=""))
+
+    header: list[str] | None = None
+    for row in reader:
+        if any(field.strip() for field in row):
+            header = [field.strip() for field in row]
+            break
+    if header is None:
+        raise DataError(
+            f"{path}: the file is empty. Expected a header row naming a {label_column!r} column "
+            "and the value columns, followed by one row per series."
+        )
+    header_line = reader.line_num
+    matches = [i for i, name in enumerate(header) if name == label_column]
+    if not matches:
+        raise DataError(
+            f"{path}, line {header_line}: no column named {label_column!r} in the header. "
+            f"The header columns are: {header}. Set label_column to one of them."
+        )
+    if len(matches) > 1:
+        raise DataError(
+            f"{path}, line {header_line}: the header names {label_column!r} {len(matches)} times "
+            f"(columns {[i + 1 for i in matches]}). Rename the duplicates so the label column "
+            "is unambiguous."
+        )
+    label_index = matches[0]
+    value_names = [
+        f"column {name!r}" if name else f"column {i + 1}"
+        for i, name in enumerate(header)
+        if i != label_index
+    ]
+    num_values = len(value_names)
+    if num_values == 0:
+        raise DataError(
+            f"{path}, line {header_line}: the header has only the label column {label_column!r} "
+            "and no value columns. Add one column per time step (and feature)."
+        )
+    if num_values % num_features != 0:
+        raise DataError(
+            f"{path}, line {header_line}: {num_values} value columns cannot be split into "
+            f"num_features={num_features} features per time step ({num_values} is not divisible "
+            f"by {num_features}). Check num_features or the columns of the file."
+        )
+
+    rows: list[np.ndarray] = []
+    labels: list[str] = []
+    for row in reader:
+        line = reader.line_num
+        if not any(field.strip() for field in row):
+            continue  # blank line
+        if len(row) != len(header):
+            raise DataError(
+                f"{path}, line {line}: {len(row)} fields, but the header has {len(header)}. "
+                "Every row needs exactly one value per header column; fix the missing or extra "
+                "fields (an unquoted comma inside a value also splits it)."
+            )
+        label = row[label_index].strip()
+        if label == "":
+            raise DataError(
+                f"{path}, line {line}: the label column {label_column!r} is empty. "
+                "Give every row a class label, or drop unlabelled rows."
+            )
+        fields = row[:label_index] + row[label_index + 1 :]
+        rows.append(_parse_values(fields, value_names, path, line))
+        labels.append(label)
+
+    if not rows:
+        raise DataError(
+            f"{path}: the file has a header but no data rows. Add one row per series "
+            "(label plus values)."
+        )
+    values = np.stack(rows).astype(np.float32)
+    values = values.reshape(len(rows), num_values // num_features, num_features)
+    return values, np.array(labels, dtype=str)
+
+
+_UCR_NAN_HINT = (
+    " (Variable-length UCR datasets pad short series with NaN; resample them to one length "
+    "first, e.g. with the archive's own fixed-length versions.)"
+)
+
+
+def _load_ucr_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Parse one UCR `.tsv` file: label in the first field, values in the rest, no header."""
+    text = _read_text(path, "UCR .tsv file")
+    rows: list[np.ndarray] = []
+    labels: list[str] = []
+    length: int | None = None
+    length_line = 0
+    names: list[str] = []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        fields = raw.rstrip("\r\n").split("\t")
+        label = fields[0].strip()
+        values = fields[1:]
+        if len(values) == 0:
+            hint = (
+                " The line contains commas: UCR files must be tab-separated; convert the "
+                "separators to tabs."
+                if "," in raw
+                else ""
+            )
+            raise DataError(
+                f"{path}, line {line_no}: a label but no values. Each line must be the label "
+                f"followed by the series values, separated by tabs.{hint}"
+            )
+        if label == "":
+            raise DataError(
+                f"{path}, line {line_no}: the label (first field) is empty. Give every series "
+                "a class label."
+            )
+        if length is None:
+            length, length_line = len(values), line_no
+            names = [f"value {i + 1} (field {i + 2})" for i in range(length)]
+        elif len(values) != length:
+            raise DataError(
+                f"{path}, line {line_no}: series of length {len(values)}, but line "
+                f"{length_line} has length {length}. All series in a file must have the same "
+                "length; resample or pad them to one length first."
+            )
+        rows.append(_parse_values(values, names, path, line_no, _UCR_NAN_HINT))
+        labels.append(label)
+    if not rows:
+        raise DataError(
+            f"{path}: the file is empty (no data lines). Expected one line per series: "
+            "label<TAB>value<TAB>value..."
+        )
+    values_arr = np.stack(rows).astype(np.float32)[:, :, None]
+    return values_arr, np.array(labels, dtype=str)
+
+
+def _ucr_files(path: Path) -> tuple[Path, Path]:
+    """Resolve a UCR dataset directory or `_TRAIN.tsv` path to its (train, test) files."""
+    if not path.exists():
+        raise DataError(
+            f"{path}: not found. Pass a UCR dataset directory <Name>/ holding <Name>_TRAIN.tsv "
+            "and <Name>_TEST.tsv, or the path of the <Name>_TRAIN.tsv file."
+        )
+    if path.is_dir():
+        train = path / f"{path.name}_TRAIN.tsv"
+        if not train.is_file():
+            found = sorted(path.glob("*_TRAIN.tsv"))
+            if len(found) != 1:
+                listing = sorted(p.name for p in path.iterdir())[:20]
+                raise DataError(
+                    f"{path}: expected {train.name} in this UCR dataset directory"
+                    + (
+                        f" (found several *_TRAIN.tsv files: {[p.name for p in found]})"
+                        if found
+                        else ""
+                    )
+                    + f". It contains: {listing}. Pass the dataset directory or the "
+                    "<Name>_TRAIN.tsv file itself."
+                )
+            train = found[0]
+    else:
+        if not path.name.endswith("_TRAIN.tsv"):
+            raise DataError(
+                f"{path}: a UCR dataset path must be the dataset directory <Name>/ or the "
+                "<Name>_TRAIN.tsv file (the sibling <Name>_TEST.tsv is then used)."
+            )
+        train = path
+    test = train.with_name(train.name[: -len("_TRAIN.tsv")] + "_TEST.tsv")
+    if not test.is_file():
+        raise DataError(
+            f"{test}: the UCR test file is missing (needed next to {train.name}). "
+            "Download the complete dataset folder from the UCR archive."
+        )
+    return train, test
+
+
+def load_ucr(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Load a UCR archive dataset as {"train": (X, y), "test": (X, y)} with X (N, T, 1) float32.
+
+    `path` is the dataset directory `<Name>/` or its `<Name>_TRAIN.tsv` file. Labels are kept
+    exactly as written (e.g. "-1", "1", "2") so that the label vocabulary matches the archive.
+    """
+    train_path, test_path = _ucr_files(Path(path))
+    train = _load_ucr_file(train_path)
+    test = _load_ucr_file(test_path)
+    if train[0].shape[1] != test[0].shape[1]:
+        raise DataError(
+            f"{test_path}: series have length {test[0].shape[1]}, but those in "
+            f"{train_path.name} have length {train[0].shape[1]}. Train and test series must "
+            "have the same length; resample one of the files."
+        )
+    return {"train": train, "test": test}

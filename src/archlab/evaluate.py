@@ -1,0 +1,93 @@
+"""`archlab-eval`: evaluate a run directory's (or a checkpoint's) model on its test split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from archlab.errors import ArchlabError, CheckpointError
+
+
+def evaluate(
+    path: Path, split: str = "test", overrides: list[str] | None = None
+) -> dict[str, float]:
+    """Rebuild data and model from the config inside the checkpoint and score `split`."""
+    import pytorch_lightning as pl
+    from omegaconf import OmegaConf
+
+    from archlab.checkpoints import find_checkpoint, load_checkpoint
+    from archlab.config.validate import validate
+    from archlab.data import build_datamodule
+    from archlab.models import build_classifier
+    from archlab.runrecord import scalar_metrics
+    from archlab.tasks.classify import ClassificationTask
+
+    ckpt_path = find_checkpoint(path)
+    checkpoint = load_checkpoint(ckpt_path)
+    cfg = OmegaConf.merge(
+        OmegaConf.create(checkpoint["hyper_parameters"]),
+        OmegaConf.from_dotlist(list(overrides or [])),
+    )
+    cfg = validate(cfg)
+    datamodule = build_datamodule(cfg.data)
+    state = checkpoint.get(type(datamodule).__qualname__)
+    if state:
+        datamodule.load_state_dict(state)
+    datamodule.setup("test")
+    model = build_classifier(cfg.model, datamodule.spec, datamodule.num_classes)
+    task = ClassificationTask(
+        model, datamodule.num_classes, cfg.task, checkpoint["hyper_parameters"]
+    )
+    try:
+        task.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as ex:
+        raise CheckpointError(
+            f"The weights in {ckpt_path} do not fit the model its config describes: "
+            f"{str(ex).splitlines()[0]}"
+        ) from None
+    trainer = pl.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        precision=cfg.trainer.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+    )
+    run = trainer.test if split == "test" else trainer.validate
+    run(task, datamodule=datamodule, verbose=False)
+    metrics = scalar_metrics(
+        {k: v for k, v in trainer.callback_metrics.items() if k.startswith(f"{split}/")}
+    )
+    return {**metrics, "checkpoint": str(ckpt_path)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="archlab-eval",
+        description="Evaluate a trained model on its data's test (or val) split. Data and "
+        "model are rebuilt from the config saved inside the checkpoint; the tokenizer and "
+        "normalisation statistics come from the checkpoint too.",
+    )
+    parser.add_argument("path", type=Path, help="a run directory or a .ckpt file")
+    parser.add_argument("overrides", nargs="*", help="config changes, e.g. data.path=/new/place")
+    parser.add_argument("--split", choices=("test", "val"), default="test")
+    parser.add_argument("--output", type=Path, help="also write the metrics to this JSON file")
+    args = parser.parse_args()
+    try:
+        metrics = evaluate(args.path, args.split, args.overrides)
+    except ArchlabError as error:
+        print(f"archlab-eval: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    text = json.dumps(metrics, indent=2)
+    print(text)
+    if args.output:
+        from archlab.runrecord import write_json_atomic
+
+        write_json_atomic(args.output, metrics)
+
+
+if __name__ == "__main__":
+    main()
