@@ -1,0 +1,46 @@
+"""Shared helpers: run archlab's real entry points in subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    module: str, *args: str, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """`python -m <module> args...` as a user would run it; output captured as text."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd or REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def train_cli(tmp_path: Path):
+    """Runs `archlab-train` with its run directory under tmp_path; returns (result, run_dir)."""
+
+    def run(*overrides: str, run_dir: Path | None = None, timeout: float = 300):
+        run_dir = run_dir or tmp_path / "run"
+        result = run_cli(
+            "archlab.train",
+            *overrides,
+            f"hydra.run.dir={run_dir}",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            timeout=timeout,
+        )
+        return result, run_dir
+
+    return run
