@@ -79,6 +79,7 @@ class SequenceDataConfig:
     modality: str = "sequence"
     source: str = choice("digits", "csv", "ucr")
     path: str | None = None
+    layout: str = choice("rows", "pixels")
     label_column: str = "label"
     num_features: int = 1
     normalize: bool = True

@@ -15,8 +15,9 @@ from archlab.models.spec import SequenceSpec
 class SequenceDataModule(ArrayDataModule):
     """(N, T, F) float tensors, standardised per feature with train-split statistics.
 
-    The built-in `digits` task is the small cousin of sequential MNIST: each 8x8 digit
-    becomes a 64-step series of one pixel value, so a model must remember across time.
+    The built-in `digits` task is the small cousin of row-by-row and pixel-by-pixel MNIST:
+    each 8x8 digit becomes a series of 8 rows of 8 pixels (`layout=rows`) or of 64 single
+    pixels (`layout=pixels`, which asks a model to remember over many more steps).
     """
 
     def read(self) -> dict[str, RawSplit]:
@@ -25,7 +26,8 @@ class SequenceDataModule(ArrayDataModule):
         source = self.cfg["source"]
         if source == "digits":
             pixels, labels = load_digits_images()
-            return {"train": RawSplit(pixels.reshape(len(pixels), 64, 1), labels)}
+            steps = 8 if self.cfg["layout"] == "rows" else 64
+            return {"train": RawSplit(pixels.reshape(len(pixels), steps, -1), labels)}
         if source == "csv":
             return self.read_user_files(
                 lambda path: series.load_series_csv(
