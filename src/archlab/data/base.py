@@ -80,7 +80,8 @@ class ArrayDataModule(pl.LightningDataModule):
         """The user's `data.path`, which must exist."""
         if not self.cfg["path"]:
             raise ConfigError(
-                f"data.source={self.cfg['source']} reads your files: set data.path=<file or folder>."
+                f"data.source={self.cfg['source']} reads your files: "
+                "set data.path=<file or folder>."
             )
         path = Path(self.cfg["path"]).expanduser()
         if not path.exists():

@@ -1,4 +1,4 @@
-"""Convolutional backbone: conv -> (batch norm) -> ReLU -> pool blocks, 2-D for images, 1-D otherwise."""
+"""Convolutional backbone: conv -> (batch norm) -> ReLU -> pool blocks; 2-D or 1-D."""
 
 from __future__ import annotations
 
