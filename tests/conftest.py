@@ -15,8 +15,12 @@ REPO = Path(__file__).resolve().parents[1]
 def run_cli(
     module: str, *args: str, cwd: Path | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
-    """`python -m <module> args...` as a user would run it; output captured as text."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
+    """`python -m <module> args...` as a user would run it; output captured as text.
+
+    Torch gets one thread unless OMP_NUM_THREADS is set: on a small shared CPU box,
+    oversubscribed threads make these short runs several times slower.
+    """
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd or REPO,

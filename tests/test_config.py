@@ -64,7 +64,12 @@ def test_yaml_defaults_equal_schema_defaults() -> None:
         (["model=rnn", "model.cell=lsmt"], ["model.cell=lsmt", "lstm"]),
         (["task.optimizer.name=adm"], ["adamw"]),
         (["data.path=???"], ["data.path"]),
-        (["model=cnnn"], ["model/cnnn", "cnn"]),
+        (["model=cnnn"], ["'cnnn'", "model=cnn"]),
+        (["data.batch_size=0"], ["data.batch_size=0", ">= 1"]),
+        (["task.optimizer.lr=-1"], ["task.optimizer.lr", "> 0"]),
+        (["trainer.max_epochs=-5"], ["trainer.max_epochs=-5", ">= -1"]),
+        (["model.channels=[8,0]"], ["model.channels"]),
+        (["data=text", "data.vocab_size=100"], ["data.vocab_size=100", "data.tokenizer=char"]),
         (["+foo=1"], ["'foo'"]),
     ],
 )

@@ -14,17 +14,19 @@ def evaluate(
     path: Path, split: str = "test", overrides: list[str] | None = None
 ) -> dict[str, float]:
     """Rebuild data and model from the config inside the checkpoint and score `split`."""
+    from archlab.checkpoints import find_checkpoint
+
+    ckpt_path = find_checkpoint(path)  # before the slow imports: a wrong path fails at once
     import pytorch_lightning as pl
     from omegaconf import OmegaConf
 
-    from archlab.checkpoints import find_checkpoint, load_checkpoint
+    from archlab.checkpoints import load_checkpoint
     from archlab.config.validate import validate
     from archlab.data import build_datamodule
     from archlab.models import build_classifier
     from archlab.runrecord import scalar_metrics
     from archlab.tasks.classify import ClassificationTask
 
-    ckpt_path = find_checkpoint(path)
     checkpoint = load_checkpoint(ckpt_path)
     cfg = OmegaConf.merge(
         OmegaConf.create(checkpoint["hyper_parameters"]),
@@ -43,9 +45,10 @@ def evaluate(
     try:
         task.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as ex:
+        details = [line.strip() for line in str(ex).splitlines()[1:] if line.strip()]
         raise CheckpointError(
             f"The weights in {ckpt_path} do not fit the model its config describes: "
-            f"{str(ex).splitlines()[0]}"
+            f"{details[0] if details else ex}"
         ) from None
     trainer = pl.Trainer(
         accelerator=cfg.trainer.accelerator,

@@ -29,17 +29,19 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Logger | bool:
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Callback]:
     ckpt = cfg.callbacks.checkpoint
-    callbacks: list[Callback] = [
-        ModelCheckpoint(
-            dirpath=run_dir / CHECKPOINT_DIR,
-            filename="best" if ckpt.save_top_k == 1 else "epoch{epoch:03d}-step{step:06d}",
-            auto_insert_metric_name=False,
-            monitor=ckpt.monitor,
-            mode=ckpt.mode,
-            save_last=ckpt.save_last,
-            save_top_k=ckpt.save_top_k,
+    callbacks: list[Callback] = []
+    if not cfg.trainer.fast_dev_run:  # a smoke test leaves no checkpoint to mistake for a model
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / CHECKPOINT_DIR,
+                filename="best" if ckpt.save_top_k == 1 else "epoch{epoch:03d}-step{step:06d}",
+                auto_insert_metric_name=False,
+                monitor=ckpt.monitor,
+                mode=ckpt.mode,
+                save_last=ckpt.save_last,
+                save_top_k=ckpt.save_top_k,
+            )
         )
-    ]
     stop = cfg.callbacks.early_stopping
     if stop.enabled:
         callbacks.append(
@@ -60,5 +62,6 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
         **OmegaConf.to_container(cfg.trainer),
         logger=logger,
         callbacks=build_callbacks(cfg, run_dir, has_logger=bool(logger)),
+        enable_checkpointing=not cfg.trainer.fast_dev_run,
         default_root_dir=run_dir,
     )

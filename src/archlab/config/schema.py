@@ -1,6 +1,7 @@
 """Structured-config schemas: the types, defaults and allowed values of every knob in conf/.
 
-A field's `choices` metadata lists its allowed values; `validate.py` enforces them.
+A field's metadata may hold `choices` (allowed values) and bounds (`ge`, `gt`, `le`, `lt`,
+applied to each item of a list); `validate.py` enforces them.
 """
 
 from __future__ import annotations
@@ -9,21 +10,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def choice(default: str, *choices: str) -> Any:
-    """A string field restricted to `choices`."""
+def choice(default: Any, *choices: Any) -> Any:
+    """A field restricted to `choices`."""
     return field(default=default, metadata={"choices": (default, *choices)})
+
+
+def bounded(default: Any = None, factory: Any = None, **bounds: float) -> Any:
+    """A numeric field (or list of numbers) within `bounds`: ge, gt, le, lt."""
+    if factory is not None:
+        return field(default_factory=factory, metadata=bounds)
+    return field(default=default, metadata=bounds)
+
+
+def positive(default: Any = None, factory: Any = None) -> Any:
+    return bounded(default, factory, ge=1)
+
+
+def probability(default: float) -> Any:
+    """A rate in [0, 1)."""
+    return bounded(default, ge=0, lt=1)
 
 
 # ---------------------------------------------------------------- models
 @dataclass
 class CNNConfig:
     name: str = "cnn"
-    channels: list[int] = field(default_factory=lambda: [32, 64])
-    kernel_size: int = 3
+    channels: list[int] = positive(factory=lambda: [32, 64])
+    kernel_size: int = positive(3)
     batch_norm: bool = True
-    dropout: float = 0.1
-    embed_dim: int = 64
-    fc_dims: list[int] = field(default_factory=lambda: [128])
+    dropout: float = probability(0.1)
+    embed_dim: int = positive(64)
+    fc_dims: list[int] = positive(factory=lambda: [128])
     pooling: str = choice("mean", "max", "flatten")
 
 
@@ -31,27 +48,27 @@ class CNNConfig:
 class RNNConfig:
     name: str = "rnn"
     cell: str = choice("lstm", "gru")
-    hidden_size: int = 128
-    num_layers: int = 1
+    hidden_size: int = positive(128)
+    num_layers: int = positive(1)
     bidirectional: bool = False
-    dropout: float = 0.0
-    embed_dim: int = 64
-    patch_size: int = 2
-    fc_dims: list[int] = field(default_factory=list)
+    dropout: float = probability(0.0)
+    embed_dim: int = positive(64)
+    patch_size: int = positive(2)
+    fc_dims: list[int] = positive(factory=list)
     pooling: str = choice("mean", "max", "flatten")
 
 
 @dataclass
 class TransformerConfig:
     name: str = "transformer"
-    d_model: int = 64
-    num_heads: int = 4
-    num_layers: int = 2
-    ff_dim: int = 128
-    dropout: float = 0.1
+    d_model: int = positive(64)
+    num_heads: int = positive(4)
+    num_layers: int = positive(2)
+    ff_dim: int = positive(128)
+    dropout: float = probability(0.1)
     positional: str = choice("sinusoidal", "learned")
-    patch_size: int = 2
-    fc_dims: list[int] = field(default_factory=list)
+    patch_size: int = positive(2)
+    fc_dims: list[int] = positive(factory=list)
     pooling: str = choice("mean", "max", "flatten")
 
 
@@ -64,13 +81,13 @@ class ImageDataConfig:
     modality: str = "image"
     source: str = choice("digits", "folder", "mnist", "cifar10")
     path: str | None = None
-    channels: int = 1
-    image_size: list[int] | None = None
+    channels: int = choice(1, 3)
+    image_size: list[int] | None = positive(None)
     normalize: bool = True
-    batch_size: int = 64
-    eval_batch_size: int = 512
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
+    batch_size: int = positive(64)
+    eval_batch_size: int = positive(512)
+    val_fraction: float = probability(0.1)
+    test_fraction: float = probability(0.2)
     split_seed: int = 0
 
 
@@ -81,12 +98,12 @@ class SequenceDataConfig:
     path: str | None = None
     layout: str = choice("rows", "pixels")
     label_column: str = "label"
-    num_features: int = 1
+    num_features: int = positive(1)
     normalize: bool = True
-    batch_size: int = 64
-    eval_batch_size: int = 512
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
+    batch_size: int = positive(64)
+    eval_batch_size: int = positive(512)
+    val_fraction: float = probability(0.1)
+    test_fraction: float = probability(0.2)
     split_seed: int = 0
 
 
@@ -96,16 +113,16 @@ class TextDataConfig:
     source: str = choice("stdlib_docs", "csv", "jsonl", "folder")
     path: str | None = None
     packages: list[str] = field(default_factory=list)
-    max_per_class: int | None = None
+    max_per_class: int | None = positive(None)
     text_field: str = "text"
     label_field: str = "label"
     tokenizer: str = choice("bpe", "char")
-    vocab_size: int = 2000
-    max_length: int = 128
-    batch_size: int = 64
-    eval_batch_size: int = 512
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
+    vocab_size: int = bounded(2000, ge=3)
+    max_length: int = positive(128)
+    batch_size: int = positive(64)
+    eval_batch_size: int = positive(512)
+    val_fraction: float = probability(0.1)
+    test_fraction: float = probability(0.2)
     split_seed: int = 0
 
 
@@ -116,24 +133,24 @@ DATA = {"image": ImageDataConfig, "sequence": SequenceDataConfig, "text": TextDa
 @dataclass
 class OptimizerConfig:
     name: str = choice("adamw", "sgd")
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    momentum: float = 0.9
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(0.01, ge=0)
+    betas: list[float] = bounded(factory=lambda: [0.9, 0.999], ge=0, lt=1)
+    momentum: float = probability(0.9)
     nesterov: bool = False
 
 
 @dataclass
 class SchedulerConfig:
     name: str = choice("cosine", "constant")
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
+    warmup_steps: int = bounded(0, ge=0)
+    min_lr_ratio: float = bounded(0.0, ge=0, le=1)
 
 
 @dataclass
 class ClassifyTaskConfig:
     name: str = "classify"
-    label_smoothing: float = 0.0
+    label_smoothing: float = probability(0.0)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
@@ -146,25 +163,25 @@ TASKS = {"classify": ClassifyTaskConfig}
 class TrainerConfig:
     accelerator: str = "auto"
     devices: Any = 1
-    num_nodes: int = 1
+    num_nodes: int = positive(1)
     strategy: str = "auto"
     precision: str = "32-true"
-    max_epochs: int = 10
-    max_steps: int = -1
+    max_epochs: int = bounded(10, ge=-1)
+    max_steps: int = bounded(-1, ge=-1)
     max_time: str | None = None
-    min_epochs: int | None = None
-    gradient_clip_val: float | None = None
-    accumulate_grad_batches: int = 1
-    log_every_n_steps: int = 10
-    check_val_every_n_epoch: int = 1
+    min_epochs: int | None = bounded(None, ge=0)
+    gradient_clip_val: float | None = bounded(None, ge=0)
+    accumulate_grad_batches: int = positive(1)
+    log_every_n_steps: int = positive(10)
+    check_val_every_n_epoch: int = positive(1)
     val_check_interval: Any = None
-    num_sanity_val_steps: int = 2
+    num_sanity_val_steps: int = bounded(2, ge=-1)
     deterministic: Any = False
     benchmark: bool | None = None
     enable_progress_bar: bool = True
     enable_model_summary: bool = True
     fast_dev_run: Any = False
-    overfit_batches: float = 0.0
+    overfit_batches: float = bounded(0.0, ge=0)
     limit_train_batches: Any = None
     limit_val_batches: Any = None
     limit_test_batches: Any = None
@@ -181,7 +198,7 @@ class CheckpointConfig:
     monitor: str = "val/acc"
     mode: str = choice("max", "min")
     save_last: bool = True
-    save_top_k: int = 1
+    save_top_k: int = bounded(1, ge=-1)
 
 
 @dataclass
@@ -189,8 +206,8 @@ class EarlyStoppingConfig:
     enabled: bool = False
     monitor: str = "val/loss"
     mode: str = choice("min", "max")
-    patience: int = 5
-    min_delta: float = 0.0
+    patience: int = bounded(5, ge=0)
+    min_delta: float = bounded(0.0, ge=0)
 
 
 @dataclass
@@ -198,7 +215,7 @@ class CallbacksConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     lr_monitor: bool = True
-    progress_refresh_rate: int = 10
+    progress_refresh_rate: int = bounded(10, ge=0)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import dataclasses
 import difflib
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from archlab.config.schema import DATA, MODELS, TASKS, TrainConfig
@@ -48,9 +48,28 @@ def _merge(section: str, schema: Any, node: Any) -> DictConfig:
         raise ConfigError(f"Wrong value for '{where}': {reason}.") from None
 
 
-def _check_choices(section: str, schema: Any, node: DictConfig) -> None:
+_BOUNDS = {
+    "ge": (">=", lambda v, b: v >= b),
+    "gt": (">", lambda v, b: v > b),
+    "le": ("<=", lambda v, b: v <= b),
+    "lt": ("<", lambda v, b: v < b),
+}
+
+
+def _check_bounds(key: str, value: Any, metadata: Any) -> None:
+    items = value if isinstance(value, ListConfig | list) else [value]
+    for item in items:
+        for name, (sign, holds) in _BOUNDS.items():
+            if name in metadata and item is not None and not holds(item, metadata[name]):
+                raise ConfigError(
+                    f"'{key}={value}' is out of range: it must be {sign} {metadata[name]}."
+                )
+
+
+def _check_values(section: str, schema: Any, node: DictConfig) -> None:
     for f in dataclasses.fields(schema):
         value = node[f.name]
+        _check_bounds(f"{section}.{f.name}", value, f.metadata)
         if "choices" in f.metadata and value not in f.metadata["choices"]:
             options = [str(c) for c in f.metadata["choices"]]
             raise ConfigError(
@@ -58,7 +77,18 @@ def _check_choices(section: str, schema: Any, node: DictConfig) -> None:
                 f"{_closest(str(value), options)}"
             )
         if dataclasses.is_dataclass(f.default_factory() if callable(f.default_factory) else None):
-            _check_choices(f"{section}.{f.name}", type(f.default_factory()), value)
+            _check_values(f"{section}.{f.name}", type(f.default_factory()), value)
+
+
+def _check_combinations(cfg: DictConfig) -> None:
+    """Rules that span several keys."""
+    data = cfg.data
+    if data.modality == "text" and data.tokenizer == "bpe" and data.vocab_size < 258:
+        raise ConfigError(
+            f"data.vocab_size={data.vocab_size} is too small for the byte-level BPE tokenizer "
+            "(it needs >= 258: 256 bytes plus <pad> and <unk>); "
+            "raise it or use data.tokenizer=char."
+        )
 
 
 def validate(cfg: DictConfig) -> DictConfig:
@@ -87,13 +117,14 @@ def validate(cfg: DictConfig) -> DictConfig:
                 f"{_closest(str(kind), list(schemas))}"
             )
         typed[section] = _merge(section, schemas[kind], node)
-        _check_choices(section, schemas[kind], typed[section])
+        _check_values(section, schemas[kind], typed[section])
         plain[section] = None
     root = _merge("", TrainConfig, plain)
-    for section in ("logger", "callbacks"):
+    for section in ("trainer", "logger", "callbacks", "paths"):
         schema = type(getattr(TrainConfig(), section))
-        _check_choices(section, schema, root[section])
+        _check_values(section, schema, root[section])
     for section, node in typed.items():
         root[section] = node
+    _check_combinations(root)
     OmegaConf.set_readonly(root, True)
     return root
