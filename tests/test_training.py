@@ -1,7 +1,6 @@
 """Real training runs through `archlab-train`: the models learn, the run directory holds what a
 user looks at afterwards (TensorBoard curves and HParams, checkpoints, metrics.json), and a seed
 makes a run repeatable.
-
 """
 
 from __future__ import annotations
