@@ -1,0 +1,1 @@
+"""Benchmarks of archlab itself; `make bench` runs `bench.speed`."""
