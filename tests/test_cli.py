@@ -39,7 +39,6 @@ def _assert_user_error(
     result,
     prog: str,
     names: tuple[str, ...] = (),
-    one_line: bool = True,
 ) -> str:
     """Exit 2, `<prog>: error: <message>` on stderr naming each of `names`, no traceback."""
     stderr = result.stderr
@@ -48,8 +47,7 @@ def _assert_user_error(
     prefix = f"{prog}: error: "
     errors = [line for line in stderr.splitlines() if line.startswith(prefix)]
     assert len(errors) == 1, stderr[-3000:]
-    if one_line:
-        assert stderr.strip().splitlines() == errors, f"more than the error line:\n{stderr}"
+    assert stderr.strip().splitlines() == errors, f"more than the error line:\n{stderr}"
     message = stderr[stderr.index(prefix) + len(prefix) :]
     for name in names:
         assert _mentions(message, name), f"{name!r} not named in: {message}"
@@ -176,7 +174,7 @@ def test_a_users_mistake_is_one_clear_error_and_leaves_no_run_directory(
     train_cli, overrides: list[str], names: tuple[str, ...]
 ) -> None:
     result, run_dir = train_cli(*overrides)
-    _assert_user_error(result, "archlab-train", names, one_line=True)
+    _assert_user_error(result, "archlab-train", names)
     assert not run_dir.exists()
 
 
@@ -189,7 +187,7 @@ def test_a_corrupt_image_is_named_and_leaves_no_run_directory(train_cli, tmp_pat
 
 def test_an_unknown_group_option_is_a_one_line_error_with_a_suggestion(train_cli) -> None:
     result, _ = train_cli("model=cnnn")
-    message = _assert_user_error(result, "archlab-train", ("cnnn",), one_line=True)
+    message = _assert_user_error(result, "archlab-train", ("cnnn",))
     assert _mentions(message, "cnn")
 
 
@@ -304,3 +302,17 @@ def test_eval_of_a_corrupt_checkpoint_is_a_clear_error(
         torch.load(ckpt, weights_only=True)
     result = run_cli("archlab.evaluate", str(ckpt))
     _assert_user_error(result, "archlab-eval", (str(ckpt),))
+
+
+# ---------------------------------------------------------------- debug presets
+def test_overfit_preset_trains_on_the_same_two_batches(train_cli) -> None:
+    result, run_dir = train_cli("debug=overfit", "trainer.max_epochs=3", "test_after_fit=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _read_metrics(run_dir)["global_step"] == 6
+
+
+def test_profile_preset_prints_the_profiler_report(train_cli) -> None:
+    result, run_dir = train_cli("debug=profile", "test_after_fit=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Profiler Report" in result.stdout + result.stderr
+    assert _read_metrics(run_dir)["epochs"] == 1

@@ -51,9 +51,9 @@ def test_normalisation_statistics_come_from_the_train_split_only() -> None:
 def test_train_batches_are_sliced_whole_and_cover_each_example_once(monkeypatch) -> None:
     dm = _datamodule("data=sequence", "data.batch_size=100")
     calls = []
-    original = TensorBatches.__getitem__
+    original = TensorBatches.__getitems__
     monkeypatch.setattr(
-        TensorBatches, "__getitem__", lambda self, i: calls.append(len(i)) or original(self, i)
+        TensorBatches, "__getitems__", lambda self, i: calls.append(len(i)) or original(self, i)
     )
     batches = list(dm.train_dataloader())
     n = len(dm.tensors["train"][1])

@@ -181,7 +181,7 @@ class TrainerConfig:
     enable_progress_bar: bool = True
     enable_model_summary: bool = True
     fast_dev_run: Any = False
-    overfit_batches: float = bounded(0.0, ge=0)
+    overfit_batches: Any = bounded(0.0, ge=0)  # int: batches, float: share of them
     limit_train_batches: Any = None
     limit_val_batches: Any = None
     limit_test_batches: Any = None
