@@ -11,7 +11,6 @@ import torch
 
 from archlab.data.sources.texts import (
     load_stdlib_docstrings,
-    load_text_corpus,
     load_text_folder,
     load_text_table,
 )
@@ -130,19 +129,6 @@ def test_text_folder_layout_and_encoding_errors(tmp_path: Path) -> None:
         load_text_folder(tmp_path)
     with pytest.raises(DataError, match="not found"):
         load_text_folder(tmp_path / "missing")
-
-
-def test_text_corpus_paragraphs_file_and_dir(tmp_path: Path) -> None:
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "1.txt").write_text(
-        "First  para\nline two.\n\n \n\nSecond\tpara.\n", encoding="utf-8"
-    )
-    (tmp_path / "c" / "2.txt").write_text("Third.", encoding="utf-8")
-    assert load_text_corpus(tmp_path / "c" / "1.txt") == ["First para line two.", "Second para."]
-    assert load_text_corpus(tmp_path / "c") == ["First para line two.", "Second para.", "Third."]
-    (tmp_path / "c" / "3.txt").write_bytes(b"\xc3\x28")
-    with pytest.raises(DataError, match=r"3\.txt, line 1: .*UTF-8"):
-        load_text_corpus(tmp_path / "c")
 
 
 # ---------------------------------------------------------------- stdlib docstrings

@@ -44,7 +44,11 @@ class TextDataModule(ArrayDataModule):
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
-        return tokenizer_from_json(self.fitted["tokenizer"])
+        return tokenizer_from_json(
+            self.fitted["tokenizer"],
+            source="the tokenizer saved with this run",
+            expect_kind=self.cfg["tokenizer"],
+        )
 
     def transform(self, inputs: list[str]) -> torch.Tensor:
         return self.tokenizer.encode(inputs, self.fitted["length"])

@@ -22,7 +22,6 @@ from archlab.errors import DataError
 
 __all__ = [
     "load_stdlib_docstrings",
-    "load_text_corpus",
     "load_text_folder",
     "load_text_table",
 ]
@@ -236,50 +235,6 @@ def load_text_folder(root: Path) -> tuple[list[str], np.ndarray]:
             texts.append(body)
             labels.append(class_dir.name)
     return texts, np.array(labels, dtype=str)
-
-
-def _paragraphs(text: str) -> list[str]:
-    """Split on blank lines and collapse whitespace inside each paragraph."""
-    out: list[str] = []
-    current: list[str] = []
-    for line in text.splitlines():
-        if line.strip():
-            current.append(line)
-        elif current:
-            out.append(" ".join(" ".join(current).split()))
-            current = []
-    if current:
-        out.append(" ".join(" ".join(current).split()))
-    return out
-
-
-def load_text_corpus(path: Path) -> list[str]:
-    """Load unlabelled text (a `.txt` file or a directory tree of them) as non-empty paragraphs.
-
-    Paragraphs are separated by blank lines and whitespace-collapsed, which gives tokenizer
-    fitting and language-model pre-training natural, independent units.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: text corpus not found. Check the path in your config.")
-    if path.is_dir():
-        files = sorted(
-            (p for p in path.rglob("*") if _is_txt(p)), key=lambda p: p.relative_to(path).as_posix()
-        )
-        if not files:
-            raise DataError(f"{path}: the directory holds no .txt files. Add UTF-8 .txt files.")
-    else:
-        if path.suffix.lower() != ".txt":
-            raise DataError(
-                f"{path}: a text corpus must be a .txt file or a directory of .txt files."
-            )
-        files = [path]
-    paragraphs: list[str] = []
-    for file in files:
-        paragraphs.extend(_paragraphs(_decode(file.read_bytes(), file)))
-    if not paragraphs:
-        raise DataError(f"{path}: the corpus holds no text (every file is empty or blank).")
-    return paragraphs
 
 
 def _stdlib_files(stdlib: Path, package: str) -> list[Path]:
