@@ -1,5 +1,5 @@
-"""Readers for labelled and unlabelled text: CSV/JSONL tables, class folders, plain corpora and
-a built-in task made from the Python standard library's own docstrings.
+"""Readers for labelled text: CSV/JSONL tables, class folders of .txt files, and a built-in
+task made from the Python standard library's own docstrings.
 
 All readers decode strictly as UTF-8 (a leading BOM is dropped) and report the file and line
 of any bad byte, because silently replaced characters would change what the tokenizer learns.
