@@ -316,3 +316,23 @@ def test_profile_preset_prints_the_profiler_report(train_cli) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Profiler Report" in result.stdout + result.stderr
     assert _read_metrics(run_dir)["epochs"] == 1
+
+
+# ---------------------------------------------------------------- a diverging run
+NAN_LOSS = ("task.optimizer.name=sgd", "task.optimizer.lr=1e12", "task.scheduler.warmup_steps=0")
+
+
+def test_a_nonfinite_loss_stops_with_a_diagnosis(train_cli) -> None:
+    result, _ = train_cli(*NAN_LOSS)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    # Training had started, so Lightning's own notices may precede the error line.
+    (message,) = [m for m in result.stderr.splitlines() if m.startswith("archlab-train: error:")]
+    assert _mentions(message, "task.optimizer.lr"), message
+    assert re.search(r"at step \d+ \(epoch \d+\)", message), message
+    assert "task.on_nonfinite=skip" in message
+
+
+def test_a_nonfinite_loss_can_skip_the_batch_instead(train_cli) -> None:
+    result, run_dir = train_cli(*NAN_LOSS, "task.on_nonfinite=skip", "trainer.max_epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / "metrics.json").exists()

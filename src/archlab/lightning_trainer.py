@@ -15,6 +15,8 @@ from pytorch_lightning.callbacks import (
 )
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from archlab.checkpoint_io import AtomicCheckpointIO
+
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 
@@ -63,5 +65,6 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
         logger=logger,
         callbacks=build_callbacks(cfg, run_dir, has_logger=bool(logger)),
         enable_checkpointing=not cfg.trainer.fast_dev_run,
+        plugins=[AtomicCheckpointIO()],
         default_root_dir=run_dir,
     )

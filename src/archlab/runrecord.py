@@ -3,36 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from archlab.atomic import write_atomic
+
 METRICS_FILE = "metrics.json"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers never see half a file: see `archlab.atomic`."""
+
+    def dump(f: Any) -> None:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+
+    write_atomic(path, dump)
 
 
 def scalar_metrics(results: Mapping[str, Any]) -> dict[str, float]:

@@ -151,6 +151,7 @@ class SchedulerConfig:
 class ClassifyTaskConfig:
     name: str = "classify"
     label_smoothing: float = probability(0.0)
+    on_nonfinite: str = choice("stop", "skip")
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
