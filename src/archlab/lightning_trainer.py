@@ -16,34 +16,49 @@ from pytorch_lightning.callbacks import (
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from archlab.checkpoint_io import AtomicCheckpointIO
+from archlab.checkpoints import CHECKPOINT_DIR
+from archlab.preemption import LastCheckpoint
+from archlab.resume import LAST_CHECKPOINT
 
-CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 
 
-def build_logger(cfg: DictConfig, run_dir: Path) -> Logger | bool:
+def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None) -> Logger | bool:
+    """`resume_step`: events an interrupted attempt wrote after its checkpoint are discarded,
+    so the resumed curves have no duplicate points."""
     if cfg.logger.name == "tensorboard":
-        return TensorBoardLogger(run_dir, name=TENSORBOARD_DIR, version="", default_hp_metric=False)
+        purge = {"purge_step": resume_step + 1} if resume_step is not None else {}
+        return TensorBoardLogger(
+            run_dir, name=TENSORBOARD_DIR, version="", default_hp_metric=False, **purge
+        )
     if cfg.logger.name == "csv":
         return CSVLogger(run_dir, name="csv", version="")
     return False
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Callback]:
+def _checkpoint_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+    """Best by the monitored metric (first: Lightning's `trainer.checkpoint_callback`) and
+    last at every epoch end; last every n steps and on SIGTERM/SIGINT."""
     ckpt = cfg.callbacks.checkpoint
-    callbacks: list[Callback] = []
-    if not cfg.trainer.fast_dev_run:  # a smoke test leaves no checkpoint to mistake for a model
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=run_dir / CHECKPOINT_DIR,
-                filename="best" if ckpt.save_top_k == 1 else "epoch{epoch:03d}-step{step:06d}",
-                auto_insert_metric_name=False,
-                monitor=ckpt.monitor,
-                mode=ckpt.mode,
-                save_last=ckpt.save_last,
-                save_top_k=ckpt.save_top_k,
-            )
-        )
+    folder = run_dir / CHECKPOINT_DIR
+    return [
+        ModelCheckpoint(
+            dirpath=folder,
+            filename="best" if ckpt.save_top_k == 1 else "epoch{epoch:03d}-step{step:06d}",
+            auto_insert_metric_name=False,
+            monitor=ckpt.monitor,
+            mode=ckpt.mode,
+            save_last=ckpt.save_last,
+            save_top_k=ckpt.save_top_k,
+            enable_version_counter=False,  # last.ckpt is shared with LastCheckpoint: overwrite
+        ),
+        LastCheckpoint(folder / LAST_CHECKPOINT, ckpt.every_n_train_steps),
+    ]
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Callback]:
+    # A smoke test (fast_dev_run) leaves no checkpoint to mistake for a model.
+    callbacks = [] if cfg.trainer.fast_dev_run else _checkpoint_callbacks(cfg, run_dir)
     stop = cfg.callbacks.early_stopping
     if stop.enabled:
         callbacks.append(
@@ -58,8 +73,9 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Ca
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
-    logger = build_logger(cfg, run_dir)
+def build_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None = None) -> pl.Trainer:
+    """`resume_step`: the global step of the checkpoint this fit continues from, if any."""
+    logger = build_logger(cfg, run_dir, resume_step)
     return pl.Trainer(
         **OmegaConf.to_container(cfg.trainer),
         logger=logger,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -14,23 +15,35 @@ from archlab.preflight import preflight
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """Fit on train, pick the best checkpoint on val, report val and test metrics."""
+    """Fit on train (continuing an interrupted attempt), pick the best checkpoint on val,
+    report val and test metrics."""
     import pytorch_lightning as pl
 
     from archlab.data import build_datamodule
     from archlab.lightning_trainer import build_trainer
     from archlab.models import build_classifier
+    from archlab.resume import inspect_run_dir
     from archlab.runrecord import METRICS_FILE, log_hparams, scalar_metrics, write_json_atomic
     from archlab.tasks.classify import ClassificationTask
 
+    hparams = OmegaConf.to_container(cfg)
+    prior = inspect_run_dir(run_dir, hparams)
+    if prior.finished:
+        print(
+            f"archlab-train: {run_dir} already holds a finished run; its metrics are in "
+            f"{METRICS_FILE}. Delete the directory to train again.",
+            file=sys.stderr,
+        )
+        recorded = json.loads((run_dir / METRICS_FILE).read_text())
+        return {k: v for k, v in recorded.items() if k.startswith(("val/", "test/"))}
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg.data)
     datamodule.setup("fit")
     model = build_classifier(cfg.model, datamodule.spec, datamodule.num_classes)
-    hparams = OmegaConf.to_container(cfg)
     task = ClassificationTask(model, datamodule.num_classes, cfg.task, hparams)
-    trainer = build_trainer(cfg, run_dir)
-    trainer.fit(task, datamodule=datamodule, weights_only=True)
+    resume_step = prior.global_step if prior.checkpoint else None
+    trainer = build_trainer(cfg, run_dir, resume_step)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=prior.checkpoint, weights_only=True)
 
     callback = trainer.checkpoint_callback
     best = (callback.best_model_path if callback else "") or None
@@ -70,6 +83,7 @@ def _run(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from archlab.config.validate import validate
+    from archlab.preemption import Preempted
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -78,12 +92,18 @@ def _run(cfg: DictConfig) -> float | None:
     except ArchlabError as error:
         _discard_unstarted(run_dir)
         _fail(error)
+    except Preempted as stop:
+        print(f"archlab-train: {stop}", file=sys.stderr)
+        raise SystemExit(stop.exit_status) from None
     return metrics.get(cfg.callbacks.checkpoint.monitor)
 
 
 def main() -> None:
     import hydra
 
+    from archlab.resume import run_id
+
+    OmegaConf.register_new_resolver("archlab_run_id", run_id, replace=True)
     try:
         preflight(sys.argv[1:])
     except ArchlabError as error:
