@@ -45,34 +45,16 @@ GIT_TIMEOUT_S = 5.0
 DIFF_LIMIT_BYTES = 1 << 20  # 1 MiB: keeps a run directory small even after a huge edit
 UNTRACKED_LIMIT = 200
 
-_MASK64 = (1 << 64) - 1
-
-WORKER_SEED_FORMULA = (
-    "Lightning pl_worker_init_function (pytorch-lightning >= 2.5), run in each DataLoader worker: "
-    "base = torch.initial_seed() - worker_id, i.e. the DataLoader's per-iterator base seed, "
-    "an int64 drawn from the main process's global torch RNG each time an iterator is created "
-    "(each epoch unless persistent_workers); "
-    "x = (base << 32) | (worker_id << 16) | global_rank; "
-    "x = murmur3_fmix64(x) [x ^= x >> 33; x *= 0xFF51AFD7ED558CCD; x ^= x >> 33; "
-    "x *= 0xC4CEB9FE1A85EC53; x ^= x >> 33, all mod 2**64]; "
-    "s_i = (6364136223846793005 * s_(i-1) + 1) mod 2**64 with s_0 = x, i = 1..4; "
-    "torch.manual_seed(s_1); random.seed((s_2 << 32) | s_3); "
-    "numpy.random.seed(numpy.random.SeedSequence([base, worker_id, global_rank]).generate_state(4))"
-)
-
 
 def collect_manifest(
     seed: int,
     deterministic: bool | str,
     cwd: Path | None = None,
-    num_workers: int = 0,
-    worker_base_seed: int | None = None,
 ) -> dict[str, Any]:
     """Everything needed to rerun this process: a JSON-serialisable dict.
 
     `cwd` is where the user launched archlab (default: the current directory); its git
-    repository, if any, is the one recorded. `num_workers` and `worker_base_seed` only
-    matter for the per-worker seeds: see `seeds_info`.
+    repository, if any, is the one recorded.
     """
     cwd = Path.cwd() if cwd is None else Path(cwd)
     return {
@@ -84,7 +66,7 @@ def collect_manifest(
         "started_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         "packages": package_versions(),
         "hardware": hardware_info(),
-        "seeds": seeds_info(seed, num_workers, worker_base_seed),
+        "seeds": seeds_info(seed),
         "deterministic": determinism_info(deterministic),
         "git": git_info(cwd),
     }
@@ -210,80 +192,22 @@ def cuda_info() -> dict[str, Any] | None:
 # --- seeds and determinism ---------------------------------------------------------------------
 
 
-def seeds_info(
-    seed: int, num_workers: int = 0, worker_base_seed: int | None = None
-) -> dict[str, Any]:
-    """How archlab seeds every random number generator, rank by rank and worker by worker.
+def seeds_info(seed: int) -> dict[str, Any]:
+    """How archlab seeds its random number generators, rank by rank.
 
-    archlab calls `pytorch_lightning.seed_everything(seed, workers=True)` on every rank, with
-    no rank offset: each rank seeds Python's `random`, numpy and torch with the same global
-    `seed`. `workers=True` makes Lightning give each DataLoader a `worker_init_fn`,
-    `pl_worker_init_function`, which reseeds every worker process from (base seed, worker id,
-    global rank); `WORKER_SEED_FORMULA` states the arithmetic, `lightning_worker_seeds`
-    reproduces it.
-
-    The base seed is not the global seed: PyTorch's DataLoader draws it from the main
-    process's global torch RNG each time it creates an iterator (each epoch, unless
-    persistent_workers), after model initialisation and everything else that consumed random
-    numbers. It therefore follows deterministically from `seed` and the code path, but is not
-    known when the run starts. Per-worker seeds are recorded only for a given
-    `worker_base_seed`; otherwise `workers` is None. The rank count comes from `WORLD_SIZE`
-    (set by torchrun and by Lightning in the processes it launches), default 1.
+    archlab calls `pytorch_lightning.seed_everything(seed, workers=True)` on every rank with
+    no rank offset, so each rank seeds Python's `random`, numpy and torch with `seed`. Its
+    data loaders slice in-memory tensors in the main process, so there are no DataLoader
+    workers to seed. The rank count comes from `WORLD_SIZE` (set by torchrun and by
+    Lightning in the processes it launches), default 1.
     """
     world_size = _world_size()
-    per_rank = {}
-    for rank in range(world_size):
-        workers = None
-        if worker_base_seed is not None and num_workers > 0:
-            workers = {
-                str(worker): lightning_worker_seeds(worker_base_seed, worker, rank)
-                for worker in range(num_workers)
-            }
-        per_rank[str(rank)] = {"seed": seed, "workers": workers}
     return {
         "global": seed,
         "world_size": world_size,
-        "seed_workers": True,
-        "num_workers": num_workers,
-        "worker_base_seed": worker_base_seed,
-        "worker_seed_formula": WORKER_SEED_FORMULA,
-        "per_rank": per_rank,
+        "per_rank": {str(rank): seed for rank in range(world_size)},
+        "dataloader_workers": 0,
     }
-
-
-def lightning_worker_seeds(base_seed: int, worker_id: int, global_rank: int) -> dict[str, Any]:
-    """The seeds Lightning's `pl_worker_init_function` gives one DataLoader worker.
-
-    Replicates lightning_fabric.utilities.seed (pytorch-lightning 2.5 to 2.6) instead of
-    importing it, which would import Lightning; tests/test_manifest.py checks it against
-    Lightning's own function.
-    """
-    import numpy as np
-
-    s1, s2, s3, _ = _lightning_seed_sequence(base_seed, worker_id, global_rank, count=4)
-    numpy_state = np.random.SeedSequence([base_seed, worker_id, global_rank]).generate_state(4)
-    return {
-        "torch": s1,
-        "python": (s2 << 32) | s3,
-        "numpy": [int(v) for v in numpy_state],
-    }
-
-
-def _lightning_seed_sequence(
-    base_seed: int, worker_id: int, global_rank: int, count: int
-) -> list[int]:
-    """lightning_fabric's `_generate_seed_sequence`: MurmurHash3 finalizer, then an LCG."""
-    x = (base_seed << 32) | (worker_id << 16) | global_rank
-    x ^= x >> 33
-    x = (x * 0xFF51AFD7ED558CCD) & _MASK64
-    x ^= x >> 33
-    x = (x * 0xC4CEB9FE1A85EC53) & _MASK64
-    x ^= x >> 33
-    seeds = []
-    for _ in range(count):
-        x = (x * 6364136223846793005 + 1) & _MASK64
-        seeds.append(x)
-    return seeds
 
 
 def _world_size() -> int:

@@ -21,6 +21,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
 
     from archlab.data import build_datamodule
     from archlab.lightning_trainer import build_trainer
+    from archlab.manifest import collect_manifest, write_manifest
     from archlab.models import build_classifier
     from archlab.resume import inspect_run_dir
     from archlab.runrecord import METRICS_FILE, log_hparams, scalar_metrics, write_json_atomic
@@ -43,6 +44,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     task = ClassificationTask(model, datamodule.num_classes, cfg.task, hparams)
     resume_step = prior.global_step if prior.checkpoint else None
     trainer = build_trainer(cfg, run_dir, resume_step)
+    if trainer.is_global_zero:
+        write_manifest(run_dir, collect_manifest(cfg.seed, cfg.trainer.deterministic))
     trainer.fit(task, datamodule=datamodule, ckpt_path=prior.checkpoint, weights_only=True)
 
     callback = trainer.checkpoint_callback
