@@ -37,8 +37,8 @@ def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None) -> Log
 
 
 def _checkpoint_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
-    """Best by the monitored metric (first: Lightning's `trainer.checkpoint_callback`) and
-    last at every epoch end; last every n steps and on SIGTERM/SIGINT."""
+    """best.ckpt by the monitored metric (Lightning's `trainer.checkpoint_callback`), and
+    last.ckpt at every epoch end, every n steps and on SIGTERM/SIGINT."""
     ckpt = cfg.callbacks.checkpoint
     folder = run_dir / CHECKPOINT_DIR
     return [
@@ -48,9 +48,7 @@ def _checkpoint_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
             auto_insert_metric_name=False,
             monitor=ckpt.monitor,
             mode=ckpt.mode,
-            save_last=ckpt.save_last,
             save_top_k=ckpt.save_top_k,
-            enable_version_counter=False,  # last.ckpt is shared with LastCheckpoint: overwrite
         ),
         LastCheckpoint(folder / LAST_CHECKPOINT, ckpt.every_n_train_steps),
     ]

@@ -1,10 +1,10 @@
-"""`last.ckpt` every n steps, and on SIGTERM (a scheduler's preemption notice) or SIGINT
-(Ctrl-C), so that a crash or a preemption costs at most n steps of work.
+"""`last.ckpt` at every epoch end, every n steps, and on SIGTERM (a scheduler's preemption
+notice) or SIGINT (Ctrl-C), so that a crash or a preemption costs at most n steps of work.
 
 A signal only sets a flag; at the end of the current training batch, where the loop state is
 consistent, `last.ckpt` is saved and `Preempted` is raised. Re-running the same command
 resumes from that checkpoint. On SLURM, Lightning's SLURM environment handles SIGUSR1
-(requeue) by itself. (Epoch-end saves of `last.ckpt` come from the best-model checkpoint.)
+(requeue) by itself.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ class Preempted(Exception):
 
 
 class LastCheckpoint(Callback):
-    """Saves `checkpoint` every `every_n_steps` optimizer steps (0: never) and on a signal."""
+    """Saves `checkpoint` at epoch ends, every `every_n_steps` optimizer steps (0: only at
+    epoch ends) and on a signal."""
 
     def __init__(self, checkpoint: Path, every_n_steps: int) -> None:
         self.checkpoint = checkpoint
@@ -63,6 +64,10 @@ class LastCheckpoint(Callback):
             raise Preempted(self.received, trainer.global_step, self.checkpoint)
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
             trainer.save_checkpoint(self.checkpoint)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After validation (Lightning validates before this hook), so best.ckpt is current.
+        trainer.save_checkpoint(self.checkpoint)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore()

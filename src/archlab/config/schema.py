@@ -198,7 +198,6 @@ class LoggerConfig:
 class CheckpointConfig:
     monitor: str = "val/acc"
     mode: str = choice("max", "min")
-    save_last: bool = True
     save_top_k: int = bounded(1, ge=-1)
     every_n_train_steps: int = bounded(500, ge=0)
 
