@@ -17,8 +17,10 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from archlab.checkpoint_io import AtomicCheckpointIO
 from archlab.checkpoints import CHECKPOINT_DIR
+from archlab.data.batches import RestoreLoaderPosition
 from archlab.preemption import LastCheckpoint
 from archlab.resume import LAST_CHECKPOINT
+from archlab.rng_state import RNGStateCallback
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -57,6 +59,8 @@ def _checkpoint_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
 def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Callback]:
     # A smoke test (fast_dev_run) leaves no checkpoint to mistake for a model.
     callbacks = [] if cfg.trainer.fast_dev_run else _checkpoint_callbacks(cfg, run_dir)
+    # Exact resumption: the train loader's position and the RNG states of the checkpoint.
+    callbacks += [RestoreLoaderPosition(), RNGStateCallback()]
     stop = cfg.callbacks.early_stopping
     if stop.enabled:
         callbacks.append(

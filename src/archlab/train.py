@@ -38,7 +38,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         recorded = json.loads((run_dir / METRICS_FILE).read_text())
         return {k: v for k, v in recorded.items() if k.startswith(("val/", "test/"))}
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(cfg.data)
+    datamodule = build_datamodule(cfg.data, seed=cfg.seed)
     datamodule.setup("fit")
     model = build_classifier(cfg.model, datamodule.spec, datamodule.num_classes)
     task = ClassificationTask(model, datamodule.num_classes, cfg.task, hparams)

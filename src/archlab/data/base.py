@@ -53,9 +53,10 @@ class ArrayDataModule(pl.LightningDataModule):
     kept in `state_dict()`, so they travel inside checkpoints and evaluation reuses them.
     """
 
-    def __init__(self, cfg: Mapping[str, Any]) -> None:
+    def __init__(self, cfg: Mapping[str, Any], seed: int | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.seed = seed  # of the training batch order; None: torch's initial seed
         self.fitted: dict[str, Any] | None = None
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -141,7 +142,9 @@ class ArrayDataModule(pl.LightningDataModule):
         self.fitted = dict(state)
 
     def train_dataloader(self) -> DataLoader:
-        return tensor_loader(self.tensors["train"], self.cfg["batch_size"], shuffle=True)
+        return tensor_loader(
+            self.tensors["train"], self.cfg["batch_size"], shuffle=True, seed=self.seed
+        )
 
     def val_dataloader(self) -> DataLoader:
         return tensor_loader(self.tensors["val"], self.cfg["eval_batch_size"], shuffle=False)

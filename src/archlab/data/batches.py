@@ -1,15 +1,33 @@
-"""Batches sliced from in-memory tensors: no per-sample Python work, no collate."""
+"""Batches sliced from in-memory tensors: no per-sample Python work, no collate.
+
+The training loader can be resumed mid-epoch: epoch e's order is a pure function of (seed, e),
+and the loader is Lightning-`_Stateful` (`state_dict` / `load_state_dict`), recording how many
+batches of which epoch it has served. Lightning stores that state in every checkpoint
+(`FitLoop.on_save_checkpoint`) and hands it back before a mid-epoch restart, but replays
+nothing itself: skipping the batches already trained on is the loader's job.
+"""
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator, Sized
+from itertools import islice
+from typing import Any
+
+import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from pytorch_lightning.callbacks import Callback
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+
+# 2**64 / golden ratio: spreads epochs far apart in seed space, so that (seed, epoch + 1) does
+# not replay (seed + 1, epoch) as `seed + epoch` would.
+_EPOCH_STRIDE = 0x9E3779B97F4A7C15
 
 
 class TensorBatches(Dataset):
     """Tensors indexed together; `__getitems__` returns a whole batch with one slice each.
 
-    A plain DataLoader over it keeps its usual sampler, so Lightning can still swap in a
+    A DataLoader over it keeps its usual sampler, so Lightning can still swap in a
     sequential sampler (overfit_batches) or a distributed one.
     """
 
@@ -27,18 +45,119 @@ class TensorBatches(Dataset):
         return tuple(t[index] for t in self.tensors)
 
 
+class EpochShuffle(RandomSampler):
+    """A random order per epoch that depends on (seed, epoch) only, never on global RNG state.
+
+    Lightning calls `set_epoch` before every epoch (as for a DistributedSampler), so a resumed
+    run draws the same orders as an uninterrupted one. A `RandomSampler`, so Lightning knows
+    it shuffles: `overfit_batches` replaces it with a sequential sampler, DDP with a
+    `DistributedSampler` (itself a function of Lightning's global seed and the epoch).
+    """
+
+    def __init__(self, data_source: Sized, seed: int) -> None:
+        super().__init__(data_source)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        seed = (self.seed + self.epoch * _EPOCH_STRIDE) % 2**64
+        generator = torch.Generator().manual_seed(seed)
+        return iter(torch.randperm(len(self.data_source), generator=generator).tolist())
+
+
+class _SequentialEpochs(SequentialSampler):
+    """A sequential sampler that knows the epoch, so a resumed loader can tell the epoch it
+    was checkpointed in from the next one."""
+
+    epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader that continues an interrupted epoch after `load_state_dict`.
+
+    The epoch comes from the sampler's `epoch` (set by Lightning through `set_epoch`), so the
+    saved position is applied only when that same epoch is resumed: a checkpoint taken on an
+    epoch's last batch resumes with the next epoch, whole. Skipped batches are fetched and
+    dropped (one slice each here), which works with any sampler and worker count. `__init__`
+    takes DataLoader's arguments, so Lightning can re-instantiate it with another sampler.
+    """
+
+    def __init__(self, dataset: Dataset, **kwargs: Any) -> None:
+        if type(kwargs.get("sampler")) is SequentialSampler:  # Lightning's, for overfit_batches
+            kwargs["sampler"] = _SequentialEpochs(dataset)
+        super().__init__(dataset, **kwargs)
+        self._epoch: int | None = None  # epoch of the latest pass
+        self._served = 0  # batches that pass has yielded
+        self._resume: tuple[int | None, int] | None = None
+
+    def state_dict(self) -> dict[str, int | None]:
+        return {"epoch": self._epoch, "batches": self._served}
+
+    def load_state_dict(self, state: dict[str, int | None]) -> None:
+        self._resume = (state["epoch"], int(state["batches"]))
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        # A generator, so this runs at the first `next`: after Lightning's `set_epoch` and
+        # after `RestoreLoaderPosition`, even when Lightning called `iter()` earlier.
+        epoch = getattr(self.sampler, "epoch", None)
+        resume, self._resume = self._resume, None
+        skip = resume[1] if resume is not None and resume[0] == epoch else 0
+        batches = super().__iter__()
+        deque(islice(batches, skip), maxlen=0)
+        self._epoch, self._served = epoch, skip
+        for batch in batches:
+            self._served += 1
+            yield batch
+
+
+class RestoreLoaderPosition(Callback):
+    """Hands a resumed fit's saved loader positions to the train loaders (Lightning #20550).
+
+    Lightning loads them in `FitLoop.setup_data`, but a `configure_optimizers` that reads
+    `trainer.estimated_stepping_batches` (as archlab's does, for the LR schedule) builds the
+    train loader before the checkpoint's loop state is restored, and the later `setup_data`
+    returns early: the positions would be dropped and the epoch replayed from its start.
+    Our loaders read their position at the first batch, so loading it here is still in time.
+    A no-op when Lightning has loaded them itself or the fit is not restarting mid-epoch.
+    """
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.fit_loop._load_combined_loader_states()
+
+
 def _as_is(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return batch
 
 
 def tensor_loader(
-    tensors: tuple[torch.Tensor, ...], batch_size: int, shuffle: bool, drop_last: bool = False
+    tensors: tuple[torch.Tensor, ...],
+    batch_size: int,
+    shuffle: bool,
+    drop_last: bool = False,
+    *,
+    seed: int | None = None,
 ) -> DataLoader:
-    """A DataLoader whose batches are sliced from `tensors` in one step."""
-    return DataLoader(
-        TensorBatches(*tensors),
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=drop_last,
-        collate_fn=_as_is,
-    )
+    """A DataLoader whose batches are sliced from `tensors` in one step.
+
+    `shuffle=True` (training) gives a `ResumableLoader` whose epoch orders follow from `seed`
+    (default: `torch.initial_seed()`, i.e. the seed given to `seed_everything`). Every loader
+    gets its own generator: a DataLoader without one draws its workers' base seed from the
+    global RNG on each `iter()`, which would shift the dropout masks of a resumed run.
+    """
+    dataset = TensorBatches(*tensors)
+    common = {
+        "batch_size": batch_size,
+        "drop_last": drop_last,
+        "collate_fn": _as_is,
+        "generator": torch.Generator(),
+    }
+    if not shuffle:
+        return DataLoader(dataset, **common)
+    seed = torch.initial_seed() if seed is None else seed
+    return ResumableLoader(dataset, sampler=EpochShuffle(dataset, seed), **common)
