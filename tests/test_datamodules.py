@@ -197,3 +197,8 @@ def test_missing_path_and_unseen_test_label_are_clear(tmp_path: Path) -> None:
                 _png(tmp_path / "imgs" / split / label / f"{i}.png", 10 * i)
     with pytest.raises(DataError, match="'c'"):
         _datamodule("data.source=folder", f"data.path={tmp_path / 'imgs'}")
+
+
+def test_an_empty_split_is_named_with_the_setting_to_change() -> None:
+    with pytest.raises(DataError, match=r"val split is empty.*data\.val_fraction"):
+        _datamodule("data=image", "data.val_fraction=0")

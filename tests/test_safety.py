@@ -97,3 +97,35 @@ def test_a_kill_during_a_checkpoint_save_leaves_the_previous_one_loadable(
     process.wait(timeout=30)
     saved = torch.load(path, weights_only=True)
     assert torch.equal(saved["w"], torch.full((4_000_000,), float(saved["step"])))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("data.source=folder", "data.path=/nonexistent/images"),  # bad input
+        ("model.channels=[8]",),  # another model in the same directory
+    ],
+    ids=["missing-data", "other-config"],
+)
+def test_a_refused_command_leaves_an_existing_run_untouched(
+    trained_checkpoint: Path, overrides: tuple[str, ...]
+) -> None:
+    run_dir = trained_checkpoint.parent.parent
+    before = _snapshot(run_dir)
+    result = run_cli("archlab.train", *overrides, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert _snapshot(run_dir) == before
+
+
+def test_a_checkpoint_of_another_architecture_is_named_with_the_mismatch(
+    tmp_path: Path, trained_checkpoint: Path
+) -> None:
+    checkpoint = torch.load(trained_checkpoint, weights_only=True)
+    checkpoint["hyper_parameters"]["model"]["channels"] = [8, 16]  # config and weights disagree
+    crafted = tmp_path / "mismatch.ckpt"
+    torch.save(checkpoint, crafted)
+    _refused(run_cli("archlab.evaluate", str(crafted)), "mismatch.ckpt", "size mismatch")

@@ -24,6 +24,28 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
     write_atomic(path, dump)
 
 
+def save_run_config(run_dir: Path, cfg: Any) -> None:
+    """Write `.hydra/` (config, Hydra's config, overrides) once the run is known to start.
+
+    archlab sets `hydra.output_subdir: null` so that Hydra does not write these before the
+    checks: a refused command leaves an existing run directory untouched.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    folder = run_dir / ".hydra"
+    files = {"config.yaml": cfg}
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        files |= {
+            "hydra.yaml": OmegaConf.create({"hydra": hydra}),
+            "overrides.yaml": hydra.overrides.task,
+        }
+    for name, node in files.items():
+        text = OmegaConf.to_yaml(node)
+        write_atomic(folder / name, lambda f, text=text: f.write(text))
+
+
 def scalar_metrics(results: Mapping[str, Any]) -> dict[str, float]:
     """Plain floats for every metric Lightning returned, sorted by name."""
     return {k: float(v) for k, v in sorted(results.items())}

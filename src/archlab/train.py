@@ -24,7 +24,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     from archlab.manifest import collect_manifest, write_manifest
     from archlab.models import build_classifier
     from archlab.resume import inspect_run_dir
-    from archlab.runrecord import METRICS_FILE, log_hparams, scalar_metrics, write_json_atomic
+    from archlab.runrecord import (
+        METRICS_FILE,
+        log_hparams,
+        save_run_config,
+        scalar_metrics,
+        write_json_atomic,
+    )
     from archlab.tasks.classify import ClassificationTask
 
     hparams = OmegaConf.to_container(cfg)
@@ -45,6 +51,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     resume_step = prior.global_step if prior.checkpoint else None
     trainer = build_trainer(cfg, run_dir, resume_step)
     if trainer.is_global_zero:
+        save_run_config(run_dir, cfg)
         write_manifest(run_dir, collect_manifest(cfg.seed, cfg.trainer.deterministic))
     trainer.fit(task, datamodule=datamodule, ckpt_path=prior.checkpoint, weights_only=True)
 
