@@ -77,13 +77,12 @@ MODELS = {"cnn": CNNConfig, "rnn": RNNConfig, "transformer": TransformerConfig}
 
 # ---------------------------------------------------------------- data
 @dataclass
-class ImageDataConfig:
-    modality: str = "image"
-    source: str = choice("digits", "folder", "mnist", "cifar10")
+class DataConfig:
+    """What every modality shares; each modality's schema sets `source`'s options and adds more."""
+
+    modality: str = ""
+    source: str = ""
     path: str | None = None
-    channels: int = choice(1, 3)
-    image_size: list[int] | None = positive(None)
-    normalize: bool = True
     batch_size: int = positive(64)
     eval_batch_size: int = positive(512)
     val_fraction: float = probability(0.1)
@@ -92,26 +91,28 @@ class ImageDataConfig:
 
 
 @dataclass
-class SequenceDataConfig:
+class ImageDataConfig(DataConfig):
+    modality: str = "image"
+    source: str = choice("digits", "folder", "mnist", "cifar10")
+    channels: int = choice(1, 3)
+    image_size: list[int] | None = positive(None)
+    normalize: bool = True
+
+
+@dataclass
+class SequenceDataConfig(DataConfig):
     modality: str = "sequence"
     source: str = choice("digits", "csv", "ucr")
-    path: str | None = None
     layout: str = choice("rows", "pixels")
     label_column: str = "label"
     num_features: int = positive(1)
     normalize: bool = True
-    batch_size: int = positive(64)
-    eval_batch_size: int = positive(512)
-    val_fraction: float = probability(0.1)
-    test_fraction: float = probability(0.2)
-    split_seed: int = 0
 
 
 @dataclass
-class TextDataConfig:
+class TextDataConfig(DataConfig):
     modality: str = "text"
     source: str = choice("stdlib_docs", "csv", "jsonl", "folder")
-    path: str | None = None
     packages: list[str] = field(default_factory=list)
     max_per_class: int | None = positive(None)
     text_field: str = "text"
@@ -119,11 +120,6 @@ class TextDataConfig:
     tokenizer: str = choice("bpe", "char")
     vocab_size: int = bounded(2000, ge=3)
     max_length: int = positive(128)
-    batch_size: int = positive(64)
-    eval_batch_size: int = positive(512)
-    val_fraction: float = probability(0.1)
-    test_fraction: float = probability(0.2)
-    split_seed: int = 0
 
 
 DATA = {"image": ImageDataConfig, "sequence": SequenceDataConfig, "text": TextDataConfig}

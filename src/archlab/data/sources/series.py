@@ -16,26 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from archlab.data.sources.utf8 import read_utf8
 from archlab.errors import DataError
 
 __all__ = ["load_series_csv", "load_ucr"]
-
-
-def _read_text(path: Path, what: str) -> str:
-    """Read a whole file as strict UTF-8 (a leading BOM is dropped), naming the line on failure."""
-    if not path.exists():
-        raise DataError(f"{path}: {what} not found. Check the path in your config.")
-    if not path.is_file():
-        raise DataError(f"{path}: expected a {what}, but this path is not a regular file.")
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}, line {line}: bytes that are not valid UTF-8 ({err.reason}). "
-            "Re-encode the file as UTF-8."
-        ) from None
 
 
 def _parse_values(
@@ -89,7 +73,7 @@ def load_series_csv(
             f"{path}: num_features must be a positive integer, got {num_features!r}. "
             "Set it to the number of values recorded per time step (1 for a univariate series)."
         )
-    text = _read_text(path, "series CSV file")
+    text = read_utf8(path, "series CSV file")
     reader = csv.reader(io.StringIO(text, newline=""))
 
     header: list[str] | None = None
@@ -174,7 +158,7 @@ _UCR_NAN_HINT = (
 
 def _load_ucr_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Parse one UCR `.tsv` file: label in the first field, values in the rest, no header."""
-    text = _read_text(path, "UCR .tsv file")
+    text = read_utf8(path, "UCR .tsv file")
     rows: list[np.ndarray] = []
     labels: list[str] = []
     length: int | None = None

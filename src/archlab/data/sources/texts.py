@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from archlab.data.sources.utf8 import decode_utf8, read_utf8
 from archlab.errors import DataError
 
 __all__ = [
@@ -27,27 +28,6 @@ __all__ = [
 ]
 
 _TABLE_SUFFIXES = (".csv", ".jsonl")
-
-
-def _decode(data: bytes, path: Path) -> str:
-    """Decode bytes as strict UTF-8, naming the file and line of the first invalid byte."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}, line {line}: bytes that are not valid UTF-8 ({err.reason}). "
-            "Re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
-        ) from None
-
-
-def _read_file(path: Path, what: str) -> str:
-    """Read a whole file as strict UTF-8 with a clear error when it is missing."""
-    if not path.exists():
-        raise DataError(f"{path}: {what} not found. Check the path in your config.")
-    if not path.is_file():
-        raise DataError(f"{path}: expected a {what}, but this path is not a regular file.")
-    return _decode(path.read_bytes(), path)
 
 
 def _label_from_json(value: object, path: Path, line: int, field: str) -> str:
@@ -155,7 +135,7 @@ def load_text_table(path: Path, text_field: str, label_field: str) -> tuple[list
             f"{list(_TABLE_SUFFIXES)} (CSV with a header row, or JSON Lines with one object per "
             "line)."
         )
-    text = _read_file(path, "text table")
+    text = read_utf8(path, "text table")
     rows = (_iter_csv_rows if suffix == ".csv" else _iter_jsonl_rows)(
         text, path, text_field, label_field
     )
@@ -229,7 +209,7 @@ def load_text_folder(root: Path) -> tuple[list[str], np.ndarray]:
                 "least one <example>.txt (remove empty or unrelated folders)."
             )
         for file in files:
-            body = _decode(file.read_bytes(), file)
+            body = decode_utf8(file.read_bytes(), file)
             if not body.strip():
                 raise DataError(f"{file}: the file is empty. Remove it or fill in its text.")
             texts.append(body)

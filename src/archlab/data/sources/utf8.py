@@ -1,0 +1,32 @@
+"""Strict UTF-8 reading shared by the text-based formats.
+
+Silently replaced characters would change what a tokenizer learns or a number parses to, so
+a bad byte is an error naming the file and line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archlab.errors import DataError
+
+
+def decode_utf8(data: bytes, path: Path) -> str:
+    """Decode bytes as strict UTF-8 (a leading BOM is dropped), naming the first bad line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: bytes that are not valid UTF-8 ({err.reason}). "
+            "Re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
+        ) from None
+
+
+def read_utf8(path: Path, what: str) -> str:
+    """A whole file as strict UTF-8, with a clear error when it is missing."""
+    if not path.exists():
+        raise DataError(f"{path}: {what} not found. Check the path in your config.")
+    if not path.is_file():
+        raise DataError(f"{path}: expected a {what}, but this path is not a regular file.")
+    return decode_utf8(path.read_bytes(), path)
