@@ -142,6 +142,11 @@ def test_multirun_runs_each_job_in_its_own_directory(tmp_path: Path) -> None:
         assert "test/acc" in _read_metrics(job)
         names.append(OmegaConf.load(job / ".hydra" / "config.yaml").model.name)
     assert names == ["cnn", "rnn"]
+    # The sweep's report is written and printed when the multirun ends.
+    summary = (sweep / "summary.md").read_text()
+    assert "model=cnn" in summary and "model=rnn" in summary
+    assert (sweep / "summary.csv").exists() and (sweep / "summary.png").exists()
+    assert re.search(r"model=rnn debug=fast_dev_run [^|]*\| ok", result.stdout)
 
 
 # ---------------------------------------------------------------- a user's mistakes
