@@ -1,5 +1,8 @@
 """Errors a user can cause. Entry points print their message alone (no traceback) and exit 2."""
 
+import sys
+from typing import NoReturn
+
 
 class ArchlabError(Exception):
     """Base class: the message names the key, file or value at fault and how to fix it."""
@@ -15,3 +18,9 @@ class DataError(ArchlabError):
 
 class CheckpointError(ArchlabError):
     """A checkpoint or run directory cannot be used."""
+
+
+def exit_with(prog: str, error: ArchlabError) -> NoReturn:
+    """End an entry point on a user's mistake: one `<prog>: error: <message>` line, status 2."""
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    raise SystemExit(2) from None

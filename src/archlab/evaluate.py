@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from archlab.errors import ArchlabError, CheckpointError
+from archlab.errors import ArchlabError, CheckpointError, exit_with
 
 
 def evaluate(
@@ -82,8 +81,7 @@ def main() -> None:
     try:
         metrics = evaluate(args.path, args.split, args.overrides)
     except ArchlabError as error:
-        print(f"archlab-eval: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_with("archlab-eval", error)
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:

@@ -19,7 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from archlab.atomic import write_atomic
-from archlab.errors import ArchlabError, DataError
+from archlab.errors import ArchlabError, DataError, exit_with
 
 METRIC_PREFIXES = ("val/", "test/")
 MODES = ("max", "min")
@@ -244,8 +244,7 @@ def main() -> None:
     try:
         table = write_report(args.sweep_dir, args.metric, args.mode)
     except ArchlabError as error:
-        print(f"archlab-report: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_with("archlab-report", error)
     print(table, end="")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from archlab.errors import ArchlabError
+from archlab.errors import ArchlabError, exit_with
 from archlab.paths import config_dir
 from archlab.preflight import preflight
 
@@ -84,11 +84,6 @@ def _discard_unstarted(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _fail(error: ArchlabError) -> None:
-    print(f"archlab-train: error: {error}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def _run(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
@@ -101,7 +96,7 @@ def _run(cfg: DictConfig) -> float | None:
         metrics = train(cfg, run_dir)
     except ArchlabError as error:
         _discard_unstarted(run_dir)
-        _fail(error)
+        exit_with("archlab-train", error)
     except Preempted as stop:
         print(f"archlab-train: {stop}", file=sys.stderr)
         raise SystemExit(stop.exit_status) from None
@@ -117,7 +112,7 @@ def main() -> None:
     try:
         preflight(sys.argv[1:])
     except ArchlabError as error:
-        _fail(error)
+        exit_with("archlab-train", error)
     hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_run)()
 
 
