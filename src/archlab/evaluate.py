@@ -60,9 +60,7 @@ def evaluate(
     )
     run = trainer.test if split == "test" else trainer.validate
     run(task, datamodule=datamodule, verbose=False)
-    metrics = scalar_metrics(
-        {k: v for k, v in trainer.callback_metrics.items() if k.startswith(f"{split}/")}
-    )
+    metrics = scalar_metrics(trainer.callback_metrics, prefixes=(f"{split}/",))
     return {**metrics, "checkpoint": str(ckpt_path)}
 
 

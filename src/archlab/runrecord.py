@@ -46,9 +46,14 @@ def save_run_config(run_dir: Path, cfg: Any) -> None:
         write_atomic(folder / name, lambda f, text=text: f.write(text))
 
 
-def scalar_metrics(results: Mapping[str, Any]) -> dict[str, float]:
-    """Plain floats for every metric Lightning returned, sorted by name."""
-    return {k: float(v) for k, v in sorted(results.items())}
+METRIC_PREFIXES = ("val/", "test/")
+
+
+def scalar_metrics(
+    results: Mapping[str, Any], prefixes: tuple[str, ...] = METRIC_PREFIXES
+) -> dict[str, float]:
+    """Plain floats for the final metrics among `results` (val/*, test/*), sorted by name."""
+    return {k: float(v) for k, v in sorted(results.items()) if k.startswith(prefixes)}
 
 
 def log_hparams(logger: Any, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:

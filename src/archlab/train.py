@@ -42,7 +42,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             file=sys.stderr,
         )
         recorded = json.loads((run_dir / METRICS_FILE).read_text())
-        return {k: v for k, v in recorded.items() if k.startswith(("val/", "test/"))}
+        return scalar_metrics(recorded)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg.data, seed=cfg.seed)
     datamodule.setup("fit")
@@ -61,7 +61,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     results = dict(trainer.callback_metrics)
     if cfg.test_after_fit:
         results |= trainer.test(task, datamodule, ckpt_path=best, weights_only=True)[0]
-    metrics = scalar_metrics({k: v for k, v in results.items() if k.startswith(("val/", "test/"))})
+    metrics = scalar_metrics(results)
     if trainer.is_global_zero:
         record = {
             **metrics,
