@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from archlab.atomic import write_atomic
 from archlab.errors import ArchlabError, DataError, exit_with
@@ -45,13 +44,13 @@ class JobResult:
 
 
 def _job_dirs(sweep_dir: Path) -> list[Path]:
-    """Job sub-directories in launch order: `10/` sorts after `9/`."""
+    """Job sub-directories by name (numbered ones by number: `10/` after `9/`)."""
     if not sweep_dir.is_dir():
         raise DataError(f"sweep directory {sweep_dir} does not exist or is not a directory")
     dirs = [p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     if not dirs:
         raise DataError(
-            f"{sweep_dir} holds no job directories (expected 0/, 1/, ... as written by "
+            f"{sweep_dir} holds no job directories (one per job, as written by "
             "`archlab-train -m`): pass the sweep directory itself"
         )
     return sorted(dirs, key=lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name))
@@ -92,7 +91,7 @@ def _read_job(job_dir: Path) -> JobResult:
 
 
 def collect(sweep_dir: Path) -> list[JobResult]:
-    """One JobResult per job directory of `sweep_dir`, in launch order."""
+    """One JobResult per job directory of `sweep_dir`."""
     return [_read_job(d) for d in _job_dirs(Path(sweep_dir))]
 
 
@@ -221,14 +220,20 @@ def write_report(sweep_dir: Path, target: str | None = None, mode: str | None = 
     return table
 
 
-class SweepReport(Callback):
-    """Hydra callback: writes and prints the report when a multirun ends."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            print(write_report(Path(config.hydra.sweep.dir)))
-        except ArchlabError as error:
-            print(f"archlab-report: error: {error}", file=sys.stderr)
+def finish_sweep(sweep_dir: Path, failed: list[str], total: int) -> None:
+    """The end of a multirun, after every job ran: write and print the report; `failed` names
+    the jobs that failed, and then the sweep ends with status 1."""
+    try:
+        print(write_report(sweep_dir))
+    except ArchlabError as error:
+        print(f"archlab-report: error: {error}", file=sys.stderr)
+    if failed:
+        print(
+            f"archlab-train: error: {len(failed)} of {total} jobs failed ({', '.join(failed)}); "
+            f"their errors are in {sweep_dir / 'summary.md'}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
 
 
 def main() -> None:
@@ -237,7 +242,7 @@ def main() -> None:
         description="Compare the jobs of an `archlab-train -m` sweep: writes summary.csv, "
         "summary.md and summary.png into the sweep directory and prints the table.",
     )
-    parser.add_argument("sweep_dir", type=Path, help="the multirun directory holding 0/, 1/, ...")
+    parser.add_argument("sweep_dir", type=Path, help="the multirun directory holding one directory per job")
     parser.add_argument("--metric", help="metric to rank by (default: the checkpoint monitor)")
     parser.add_argument("--mode", choices=MODES, help="whether higher (max) or lower is better")
     args = parser.parse_args()

@@ -35,6 +35,12 @@ def run_id(override_dirname: str) -> str:
     return f"{name[: _MAX_NAME - 11]}-{digest}"
 
 
+def sweep_id(task_overrides: list[str], exclude_keys: list[str]) -> str:
+    """A directory name for a multirun's overrides: the same sweep command finds its sweep."""
+    kept = sorted(o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") not in exclude_keys)
+    return run_id(",".join(kept))
+
+
 @dataclass(frozen=True)
 class PriorRun:
     """What an earlier attempt left: finished, or a checkpoint to continue from, or nothing."""

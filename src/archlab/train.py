@@ -89,26 +89,39 @@ def _run(cfg: DictConfig) -> float | None:
 
     from archlab.config.validate import validate
     from archlab.preemption import Preempted
+    from archlab.sweep_job import concurrent_jobs, in_sweep, record_failure
+    from archlab.threads import set_threads
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    sweep = in_sweep()
     try:
         cfg = validate(cfg)
+        workers = concurrent_jobs() if sweep else 1
+        if cfg.num_threads or workers > 1:
+            set_threads(cfg.num_threads, workers)
         metrics = train(cfg, run_dir)
-    except ArchlabError as error:
-        _discard_unstarted(run_dir)
-        exit_with("archlab-train", error)
     except Preempted as stop:
         print(f"archlab-train: {stop}", file=sys.stderr)
         raise SystemExit(stop.exit_status) from None
+    except Exception as error:
+        # In a sweep the job fails alone: Hydra records it and the other jobs go on.
+        if sweep:
+            record_failure(run_dir, error)
+            raise
+        if not isinstance(error, ArchlabError):
+            raise
+        _discard_unstarted(run_dir)
+        exit_with("archlab-train", error)
     return metrics.get(cfg.callbacks.checkpoint.monitor)
 
 
 def main() -> None:
     import hydra
 
-    from archlab.resume import run_id
+    from archlab.resume import run_id, sweep_id
 
     OmegaConf.register_new_resolver("archlab_run_id", run_id, replace=True)
+    OmegaConf.register_new_resolver("archlab_sweep_id", sweep_id, replace=True)
     try:
         preflight(sys.argv[1:])
     except ArchlabError as error:

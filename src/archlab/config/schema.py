@@ -232,3 +232,4 @@ class TrainConfig:
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     test_after_fit: bool = True
+    num_threads: int | None = positive(None)

@@ -89,6 +89,12 @@ def _check_combinations(cfg: DictConfig) -> None:
             "(it needs >= 258: 256 bytes plus <pad> and <unk>); "
             "raise it or use data.tokenizer=char."
         )
+    model = cfg.model
+    if model.name == "transformer" and model.d_model % model.num_heads:
+        raise ConfigError(
+            f"model.d_model={model.d_model} is not divisible by model.num_heads="
+            f"{model.num_heads}: each attention head gets d_model / num_heads dimensions."
+        )
 
 
 def validate(cfg: DictConfig) -> DictConfig:

@@ -1,0 +1,1 @@
+"""archlab's Hydra sweepers (Hydra finds plugins in the `hydra_plugins` namespace package)."""
