@@ -21,6 +21,7 @@ from archlab.data.batches import RestoreLoaderPosition
 from archlab.preemption import LastCheckpoint
 from archlab.resume import LAST_CHECKPOINT
 from archlab.rng_state import RNGStateCallback
+from archlab.search import trial_pruning
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -68,6 +69,10 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Ca
                 stop.monitor, min_delta=stop.min_delta, patience=stop.patience, mode=stop.mode
             )
         )
+    # An Optuna trial's job reports each epoch's metric and stops early when pruned.
+    pruning = trial_pruning(cfg.callbacks.checkpoint.monitor)
+    if pruning:
+        callbacks.append(pruning)
     if cfg.callbacks.lr_monitor and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:

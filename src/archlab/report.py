@@ -161,6 +161,12 @@ def _write_csv(path: Path, jobs: list[JobResult], columns: list[str]) -> None:
     write_atomic(path, dump)
 
 
+def _short_labels(jobs: list[JobResult]) -> list[str]:
+    """Each job named by the overrides that tell it apart from the others."""
+    common = set.intersection(*(set(job.overrides) for job in jobs)) if jobs else set()
+    return [" ".join(o for o in job.overrides if o not in common) or job.label for job in jobs]
+
+
 def _write_chart(path: Path, ranked: list[JobResult], target: str | None, mode: str) -> None:
     """Horizontal bars, best at the top; jobs without a value get an empty, labelled slot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -172,7 +178,7 @@ def _write_chart(path: Path, ranked: list[JobResult], target: str | None, mode: 
     ax = fig.add_subplot()
     positions = range(len(ranked))
     ax.barh(positions, [0.0 if math.isnan(v) else v for v in values], color="tab:blue")
-    ax.set_yticks(positions, [job.label for job in ranked])
+    ax.set_yticks(positions, _short_labels(ranked))
     ax.invert_yaxis()
     for y, (job, value) in enumerate(zip(ranked, values, strict=True)):
         note = "failed" if not job.ok else "n/a" if math.isnan(value) else f"{value:.4g}"
@@ -242,7 +248,7 @@ def main() -> None:
         description="Compare the jobs of an `archlab-train -m` sweep: writes summary.csv, "
         "summary.md and summary.png into the sweep directory and prints the table.",
     )
-    parser.add_argument("sweep_dir", type=Path, help="the multirun directory holding one directory per job")
+    parser.add_argument("sweep_dir", type=Path, help="the multirun directory (one folder per job)")
     parser.add_argument("--metric", help="metric to rank by (default: the checkpoint monitor)")
     parser.add_argument("--mode", choices=MODES, help="whether higher (max) or lower is better")
     args = parser.parse_args()

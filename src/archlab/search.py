@@ -1,0 +1,193 @@
+"""Optuna search for archlab's sweeper: the search space from Hydra's sweep syntax, a study
+stored next to the sweep's jobs, and the per-epoch pruning a trial's job does on itself.
+
+The sweeper (hydra_plugins.archlab_sweepers.optuna_search) asks the study for trials and
+launches one job per trial, numbered as the trial. A job finds its trial in the study of its
+sweep directory, reports its validation metric after each epoch and stops early (gracefully:
+best checkpoint, metrics.json) when the pruner says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+from optuna.trial import TrialState
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.trainer.states import TrainerFn
+
+from archlab.errors import ConfigError
+
+STUDY_FILE = "optuna.db"
+SWEEPER = "hydra_plugins.archlab_sweepers.optuna_search.OptunaSweeper"
+PRUNED_AT = "pruned_at_epoch"
+INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One swept key of the search space."""
+
+    key: str
+    sweep: ChoiceSweep | RangeSweep | IntervalSweep
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        sweep = self.sweep
+        if isinstance(sweep, IntervalSweep):
+            log = "log" in sweep.tags
+            if "int" in sweep.tags:
+                return trial.suggest_int(self.key, int(sweep.start), int(sweep.end), log=log)
+            return trial.suggest_float(self.key, sweep.start, sweep.end, log=log)
+        if isinstance(sweep, RangeSweep) and all(
+            isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)
+        ):
+            return trial.suggest_int(self.key, sweep.start, sweep.stop - 1, step=sweep.step)
+        values = list(sweep.list) if isinstance(sweep, ChoiceSweep) else list(sweep.range())
+        return trial.suggest_categorical(self.key, values)
+
+
+def parse_space(
+    params: dict[str, Any], arguments: Sequence[str]
+) -> tuple[list[Dimension], list[str]]:
+    """The swept dimensions and the fixed overrides of `params` (the search config) and the
+    command line's `arguments` (`key=a,b` sweeps too; the command line wins)."""
+    lines = [f"{k}={v}" for k, v in params.items()] + list(arguments)
+    try:
+        parsed: list[Override] = OverridesParser.create().parse_overrides(lines)
+    except Exception as error:  # Hydra's parser raises its own error types
+        raise ConfigError(f"Cannot read the search space: {error}") from None
+    swept: dict[str, Dimension] = {}
+    fixed: dict[str, str] = {}
+    for override in parsed:
+        key = override.get_key_element()
+        swept.pop(key, None)
+        fixed.pop(key, None)
+        if override.is_sweep_override():
+            swept[key] = Dimension(key, override.value())
+        else:
+            fixed[key] = override.input_line
+    if not swept:
+        raise ConfigError(
+            "The Optuna search has nothing to search: set hydra.sweeper.params (e.g. "
+            "'task.optimizer.lr: tag(log, interval(1e-4, 1e-2))') or pass a swept override."
+        )
+    return list(swept.values()), list(fixed.values())
+
+
+def storage_url(sweep_dir: Path) -> str:
+    return f"sqlite:///{(sweep_dir / STUDY_FILE).resolve()}"
+
+
+def open_study(sweep_dir: Path, name: str, direction: str, sampler: str, seed: int,
+               pruner: str, warmup_epochs: int, startup_trials: int) -> optuna.Study:  # fmt: skip
+    """The sweep's study, created or (same command, same sweep directory) loaded."""
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    pruners = {
+        "median": optuna.pruners.MedianPruner(
+            n_startup_trials=startup_trials, n_warmup_steps=warmup_epochs
+        ),
+        "none": optuna.pruners.NopPruner(),
+    }
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage_url(sweep_dir),
+        direction=direction,
+        sampler=samplers[sampler](seed=seed),
+        pruner=pruners[pruner],
+        load_if_exists=True,
+    )
+    # A continued search must not propose the first attempt's trials again.
+    if earlier := len(study.get_trials(deepcopy=False)):
+        study.sampler = samplers[sampler](seed=seed + earlier)
+    return study
+
+
+def requeue_interrupted(study: optuna.Study) -> int:
+    """Trials left running by a killed attempt are run again (their jobs resume from their
+    last checkpoints): marked failed-and-interrupted, their parameters queued anew."""
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        optuna.Trial(study, trial._trial_id).set_user_attr(INTERRUPTED, True)
+        study.tell(trial.number, state=TrialState.FAIL)
+        study.enqueue_trial(trial.params, skip_if_exists=False)
+    return len(stale)
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that count towards n_trials: done, pruned, or failed (not interrupted)."""
+    return sum(
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED))
+        for t in study.get_trials(deepcopy=False)
+    )
+
+
+def tell_result(
+    sweep_dir: Path, study: optuna.Study, trial: optuna.Trial, ok: bool, value: Any
+) -> TrialState:
+    """Record a finished job: its value, pruned (it stopped itself early), or failed."""
+    # What the job wrote, read past this process's cache of the trial.
+    written = optuna.storages.RDBStorage(storage_url(sweep_dir)).get_trial(trial._trial_id)
+    pruned = written.user_attrs.get(PRUNED_AT) is not None
+    if not ok or value is None or not math.isfinite(float(value)):
+        state = TrialState.FAIL
+        study.tell(trial, state=state)
+    elif pruned:
+        state = TrialState.PRUNED
+        study.tell(trial, state=state)
+    else:
+        state = TrialState.COMPLETE
+        study.tell(trial, float(value))
+    return state
+
+
+def describe_best(study: optuna.Study) -> str:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return "No trial completed."
+    best = study.best_trial
+    return f"Best trial #{best.number}: {best.value:.4f} with {best.params}"
+
+
+class PruneTrial(Callback):
+    """Reports the monitored validation metric to the trial after each epoch; stops the fit
+    (keeping its best checkpoint and final metrics) when the pruner gives up on the trial."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str) -> None:
+        self.trial = trial
+        self.monitor = monitor
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking or value is None:
+            return
+        epoch = trainer.current_epoch
+        self.trial.report(float(value), step=epoch)
+        if self.trial.should_prune():
+            self.trial.set_user_attr(PRUNED_AT, epoch)
+            trainer.should_stop = True
+
+
+def trial_pruning(monitor: str) -> PruneTrial | None:
+    """The pruning callback when this process runs an Optuna trial's job, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra = HydraConfig.get()
+    if hydra.mode != RunMode.MULTIRUN or hydra.sweeper.get("_target_") != SWEEPER:
+        return None
+    study = optuna.load_study(
+        study_name=hydra.sweeper.study_name, storage=storage_url(Path(hydra.sweep.dir))
+    )
+    # The sweeper numbers each job as its trial.
+    trial = study.get_trials(deepcopy=False)[hydra.job.num]
+    return PruneTrial(optuna.Trial(study, trial._trial_id), monitor)
