@@ -128,27 +128,6 @@ def test_cfg_job_prints_the_composed_config_and_trains_nothing(tmp_path: Path) -
     assert not run_dir.exists()
 
 
-def test_multirun_runs_each_job_in_its_own_directory(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    result = run_cli(
-        "archlab.train", "-m", "model=cnn,rnn", "debug=fast_dev_run",
-        f"hydra.sweep.dir={sweep}", *QUIET,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
-    assert [p.name for p in jobs] == ["0", "1"]
-    names = []
-    for job in jobs:
-        assert "test/acc" in _read_metrics(job)
-        names.append(OmegaConf.load(job / ".hydra" / "config.yaml").model.name)
-    assert names == ["cnn", "rnn"]
-    # The sweep's report is written and printed when the multirun ends.
-    summary = (sweep / "summary.md").read_text()
-    assert "model=cnn" in summary and "model=rnn" in summary
-    assert (sweep / "summary.csv").exists() and (sweep / "summary.png").exists()
-    assert re.search(r"model=rnn debug=fast_dev_run [^|]*\| ok", result.stdout)
-
-
 # ---------------------------------------------------------------- a user's mistakes
 def _image_folder_with_a_corrupt_file(root: Path) -> Path:
     rng = np.random.default_rng(0)

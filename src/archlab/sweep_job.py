@@ -38,3 +38,10 @@ def record_failure(run_dir: Path, error: BaseException) -> None:
     details = "" if isinstance(error, ArchlabError) else "".join(traceback.format_exception(error))
     text = f"{first_line}\n{details}"
     write_atomic(run_dir / ERROR_FILE, lambda f: f.write(text))
+    overrides = run_dir / ".hydra" / "overrides.yaml"
+    if not overrides.parent.exists():  # refused before archlab wrote it: name the job anyway
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
+
+        yaml = OmegaConf.to_yaml(HydraConfig.get().overrides.task)
+        write_atomic(overrides, lambda f: f.write(yaml))
