@@ -72,10 +72,14 @@ def _metrics(job_dir: Path) -> dict:
     return json.loads((job_dir / "metrics.json").read_text())
 
 
+def _events(run_dir: Path) -> ea.EventAccumulator:
+    guidance = {ea.TENSORS: 0, ea.IMAGES: 0}
+    return ea.EventAccumulator(str(run_dir / "tensorboard"), size_guidance=guidance).Reload()
+
+
 def _hparams(job_dir: Path) -> tuple[dict, set[str]]:
     """The job's HParams entry, read back by TensorBoard: hyperparameters, metric tags."""
-    events = ea.EventAccumulator(str(job_dir / "tensorboard"), size_guidance={ea.TENSORS: 0})
-    content = events.Reload().PluginTagToContent("hparams")
+    content = _events(job_dir).PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     tags = {m.name.tag for m in experiment.experiment.metric_infos}
@@ -105,6 +109,9 @@ def test_a_2x2_grid_runs_every_job_and_reports_it(tmp_path: Path, launcher: str)
         assert hparams["model/name"].string_value == config.model.name
         assert hparams["data/modality"].string_value == config.data.modality
         assert {"final/val/acc", "final/test/acc"} <= tags
+        # Pictures of the final evaluation: confusion matrix, examples with predictions.
+        pictures = set(_events(job_dir).Tags()["images"])
+        assert {"confusion/val", "confusion/test", "examples/val", "examples/test"} <= pictures
         if launcher == "joblib":
             # Two jobs at once share the cores instead of each taking all of them.
             manifest = json.loads((job_dir / "manifest.json").read_text())
@@ -167,6 +174,23 @@ def test_a_killed_grid_sweep_rerun_skips_finished_jobs(tmp_path: Path) -> None:
     for job_dir in jobs.values():
         assert _metrics(job_dir)["epochs"] == 3
     assert (sweep_dir / "summary.md").read_text().count("| ok |") == 2
+
+
+def test_text_runs_show_examples_with_their_predictions(train_cli) -> None:
+    result, run_dir = train_cli("model=cnn", "data=text", "data.tokenizer=char", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = _events(run_dir)
+    assert "confusion/test" in events.Tags()["images"]
+    (table,) = events.Tensors("examples/test/text_summary")
+    text = table.tensor_proto.string_val[0].decode()
+    assert text.startswith("| true | predicted | text |")
+    rows = text.splitlines()[2:]
+    assert len(rows) == 16
+    classes = json.loads((run_dir / "metrics.json").read_text())["classes"]
+    for row in rows:
+        true, predicted, shown = (cell.strip() for cell in row.strip("|").split(" | ", 2))
+        assert true in classes and predicted.removesuffix(" ✗") in classes
+        assert len(shown) > 20  # decoded docstring text, not token ids
 
 
 # ---------------------------------------------------------------- Optuna search

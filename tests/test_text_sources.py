@@ -202,6 +202,15 @@ def test_tokenizer_json_round_trip(kind: str, size: int) -> None:
     assert restored.to_json() == tok.to_json()
 
 
+@pytest.mark.parametrize("kind,size", [("char", 200), ("bpe", 320)])
+def test_decode_gives_back_the_text_without_padding(kind: str, size: int) -> None:
+    tok = fit_tokenizer(kind, TRAIN, vocab_size=size)
+    ids = tok.encode(TRAIN[:2], 200)
+    for text, row in zip(TRAIN[:2], ids, strict=True):
+        assert tok.pad_id in row.tolist()  # padded, and the padding is not shown
+        assert tok.decode(row.tolist()).strip() == text
+
+
 def test_tokenizer_errors() -> None:
     with pytest.raises(ValueError, match=r"'wordpiece'.*\['bpe', 'char'\]"):
         fit_tokenizer("wordpiece", TRAIN, 100)

@@ -17,6 +17,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from archlab.checkpoint_io import AtomicCheckpointIO
 from archlab.checkpoints import CHECKPOINT_DIR
+from archlab.dashboards import PredictionDashboards
 from archlab.data.batches import RestoreLoaderPosition
 from archlab.preemption import LastCheckpoint
 from archlab.resume import LAST_CHECKPOINT
@@ -73,6 +74,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Ca
     pruning = trial_pruning(cfg.callbacks.checkpoint.monitor)
     if pruning:
         callbacks.append(pruning)
+    if has_logger:
+        callbacks.append(PredictionDashboards())
     if cfg.callbacks.lr_monitor and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:

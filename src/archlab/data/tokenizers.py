@@ -55,6 +55,10 @@ class Tokenizer(abc.ABC):
         """Encode to a (N, max_len) int64 tensor, truncated and right-padded with `pad_id`."""
 
     @abc.abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of `ids`, padding dropped (to show examples to a person)."""
+
+    @abc.abstractmethod
     def to_json(self) -> str:
         """Serialise so that `tokenizer_from_json` restores identical encodings."""
 
@@ -115,6 +119,13 @@ class CharTokenizer(Tokenizer):
             ids = self._table[np.minimum(points, len(self._table) - 1)]
             out[np.arange(max_len)[None, :] < lengths[:, None]] = ids
         return torch.from_numpy(out)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(
+            self._chars[i - 2] if i >= 2 else "\N{REPLACEMENT CHARACTER}"
+            for i in ids
+            if i != self.pad_id
+        )
 
     def to_json(self) -> str:
         return json.dumps(
@@ -190,6 +201,9 @@ class BPETokenizer(Tokenizer):
             tok.no_truncation()
             tok.no_padding()
         return torch.from_numpy(np.array([enc.ids for enc in encodings], dtype=np.int64))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode([int(i) for i in ids], skip_special_tokens=True)
 
     def to_json(self) -> str:
         return json.dumps(

@@ -100,7 +100,8 @@ class ClassificationTask(pl.LightningModule):
             "task.on_nonfinite=skip."
         )
 
-    def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Returns the logits (callbacks draw examples with their predictions)."""
         x, y = batch
         logits = self.model(x)
         # Re-validating the best checkpoint after fit must not add points to the curves.
@@ -112,12 +113,13 @@ class ClassificationTask(pl.LightningModule):
         self.log_dict(metrics, batch_size=len(y), logger=to_logger, prog_bar=split == "val")
         if not self.trainer.sanity_checking:
             self.confusion[split].update(logits, y)
+        return logits
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
-        self._eval_step("val", batch)
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        return self._eval_step("val", batch)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> None:
-        self._eval_step("test", batch)
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        return self._eval_step("test", batch)
 
     def _record_confusion(self, split: str) -> None:
         matrix = self.confusion[split]

@@ -1,0 +1,81 @@
+"""TensorBoard pictures of a classifier's final evaluation: the confusion matrix, and examples
+with their predictions (misclassified ones first), for the val and test splits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.trainer.states import TrainerFn
+
+from archlab import figures
+
+MAX_EXAMPLES = 16
+
+
+class PredictionDashboards(Callback):
+    """Draws after the evaluation of the chosen checkpoint (not after every epoch)."""
+
+    def __init__(self) -> None:
+        self.wrong: list[tuple[torch.Tensor, int, int]] = []
+        self.right: list[tuple[torch.Tensor, int, int]] = []
+
+    @staticmethod
+    def _active(trainer: Trainer) -> bool:
+        final = trainer.state.fn in (TrainerFn.VALIDATING, TrainerFn.TESTING)
+        return final and isinstance(trainer.logger, TensorBoardLogger)
+
+    def _collect(self, trainer: Trainer, logits: Any, batch: Any) -> None:
+        if not self._active(trainer) or not isinstance(logits, torch.Tensor):
+            return
+        x, y = batch
+        predicted = logits.argmax(-1)
+        for i in range(len(y)):
+            bucket = self.right if predicted[i] == y[i] else self.wrong
+            if len(bucket) < MAX_EXAMPLES:
+                bucket.append((x[i].detach().cpu(), int(y[i]), int(predicted[i])))
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, *_: Any) -> None:
+        self._collect(trainer, outputs, batch)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, *_: Any) -> None:
+        self._collect(trainer, outputs, batch)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._draw(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._draw(trainer, pl_module, "test")
+
+    def _draw(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
+        examples = (self.wrong + self.right)[:MAX_EXAMPLES]
+        self.wrong, self.right = [], []
+        if not self._active(trainer) or not trainer.is_global_zero:
+            return
+        writer = trainer.logger.experiment
+        step = trainer.global_step
+        datamodule = trainer.datamodule
+        classes = datamodule.classes
+        matrix = getattr(pl_module, "final_confusion", {}).get(split)
+        if matrix:
+            title = f"{split} confusion (rows: true class)"
+            figure = figures.confusion_figure(matrix, classes, title)
+            writer.add_figure(f"confusion/{split}", figure, step)
+        if not examples:
+            return
+        inputs = torch.stack([x for x, _, _ in examples]).numpy()
+        true = [classes[t] for _, t, _ in examples]
+        predicted = [classes[p] for _, _, p in examples]
+        modality = datamodule.cfg["modality"]
+        if modality == "image":
+            figure = figures.image_grid(inputs, true, predicted)
+            writer.add_figure(f"examples/{split}", figure, step)
+        elif modality == "sequence":
+            figure = figures.series_grid(inputs, true, predicted)
+            writer.add_figure(f"examples/{split}", figure, step)
+        else:
+            texts = [datamodule.tokenizer.decode(ids.tolist()) for ids in inputs]
+            writer.add_text(f"examples/{split}", figures.text_table(texts, true, predicted), step)
+        writer.flush()
