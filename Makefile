@@ -33,8 +33,9 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)  ## archlab vs a hand-written PyTorch loop, per architecture; start-up time
+bench: $(STAMP)  ## archlab vs a hand-written PyTorch loop; start-up time; a 4-job sweep, joblib vs basic
 	$(BIN)/python -m bench.speed
+	$(BIN)/python -m bench.sweep
 
 tensorboard: $(STAMP)  ## serve every run under outputs/ on http://localhost:6006
 	$(BIN)/tensorboard --logdir outputs --host localhost --port 6006

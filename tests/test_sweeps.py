@@ -4,9 +4,11 @@ and TensorBoard's HParams entries of every job."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -205,7 +207,14 @@ def test_an_interrupted_optuna_search_continues_where_it_stopped(tmp_path: Path)
     multiruns = tmp_path / "outputs" / "multiruns"
 
     def one_trial_done() -> bool:
-        return multiruns.is_dir() and any(multiruns.glob("*/*/metrics.json"))
+        for db in multiruns.glob("*/optuna.db") if multiruns.is_dir() else ():
+            with contextlib.closing(sqlite3.connect(db, timeout=10)) as connection:
+                try:
+                    query = "SELECT count(*) FROM trials WHERE state = 'COMPLETE'"
+                    return connection.execute(query).fetchone()[0] >= 1
+                except sqlite3.OperationalError:  # tables not created yet
+                    return False
+        return False
 
     _kill_when(process, one_trial_done)
     sweep_dir = _sweep_dir(tmp_path)
@@ -246,3 +255,22 @@ def test_an_optuna_search_prunes_trials_that_trail(tmp_path: Path) -> None:
         assert trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
         epochs = len(trial.intermediate_values)
         assert epochs == 4 if trial.state == TrialState.COMPLETE else epochs < 4
+
+
+@pytest.mark.parametrize(
+    ("param", "named"),
+    [
+        ("task.optimizer.lrr='interval(0.1, 0.2)'", ("task.optimizer.lrr", "task.optimizer.lr")),
+        ("task.optimizer.lr='interval(-0.1, 0.2)'", ("task.optimizer.lr", "> 0")),
+    ],
+    ids=["misspelt key", "out of range"],
+)
+def test_a_bad_search_space_is_refused_before_any_trial(
+    tmp_path: Path, param: str, named: tuple[str, ...]
+) -> None:
+    result = _sweep(tmp_path, "hparams_search=image", f"hydra.sweeper.params.{param}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("archlab-train: error: ")
+    assert all(name in line for name in named)
+    assert not (tmp_path / "outputs").exists()

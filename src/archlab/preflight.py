@@ -9,12 +9,14 @@ from collections.abc import Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from archlab.config.validate import validate
 from archlab.errors import ConfigError
 from archlab.paths import config_dir
+from archlab.search_space import flatten
 
 _NOT_IN_CONFIG = "Could not override '"
 _MISSING_OPTION = re.compile(r"Could not find '([^']+)/([^'/]+)'")
@@ -39,13 +41,16 @@ def _unknown_option(message: str) -> ConfigError | None:
     )
 
 
-def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
-    """The composed config for `overrides`, as Hydra would compose it for a run."""
+def compose_config(
+    config_name: str, overrides: Sequence[str], with_hydra: bool = False
+) -> DictConfig:
+    """The composed config for `overrides`, as Hydra would compose it for a run (and with
+    Hydra's own `hydra` node, when `with_hydra`)."""
     overrides = list(overrides)
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         for _ in range(len(overrides) + 1):
             try:
-                return compose(config_name, overrides=overrides)
+                return compose(config_name, overrides=overrides, return_hydra_config=with_hydra)
             except MissingConfigException as ex:
                 raise _unknown_option(str(ex)) or ConfigError(str(ex).strip()) from None
             except HydraException as ex:
@@ -60,29 +65,52 @@ def compose_config(config_name: str, overrides: Sequence[str]) -> DictConfig:
 
 
 def _first_of_each_sweep(overrides: Sequence[str]) -> list[str]:
-    """A sweep's overrides with each swept value replaced by its first value."""
+    """A sweep's overrides with each swept value (a list, range or interval) replaced by its
+    first value."""
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except HydraException as ex:
         raise ConfigError(str(ex).strip().splitlines()[0]) from None
     first = []
     for override in parsed:
-        if override.is_sweep_override():
-            first.append(f"{override.get_key_element()}={next(override.sweep_string_iterator())}")
+        key = override.get_key_element()
+        value = override.value()
+        if isinstance(value, IntervalSweep):
+            start = int(value.start) if "int" in value.tags else value.start
+            first.append(f"{key}={start}")
+        elif override.is_sweep_override():
+            first.append(f"{key}={next(override.sweep_string_iterator())}")
         else:
             first.append(override.input_line)
     return first
 
 
+def _with_search_space(overrides: list[str], hydra_overrides: list[str]) -> list[str]:
+    """A search's first trial: the overrides plus a value of each of the sweeper's `params`
+    (an Optuna search keeps its space in the config, out of the command line's reach)."""
+    hydra = compose_config("train", [*overrides, *hydra_overrides], with_hydra=True).hydra
+    params = OmegaConf.select(hydra, "sweeper.params")
+    params = OmegaConf.to_container(params) if isinstance(params, DictConfig) else {}
+    space = [f"{key}={value}" for key, value in flatten(params).items()]
+    return [*overrides, *_first_of_each_sweep(space)] if space else overrides
+
+
 def preflight(argv: Sequence[str]) -> None:
     """Check the overrides of a run or a sweep (its first job) before Hydra starts."""
-    overrides = []
+    overrides, hydra_overrides = [], []
+    is_sweep = False
     args = iter(argv)
     for arg in args:
+        is_sweep = is_sweep or arg in ("-m", "--multirun")
         if arg.split("=", 1)[0] in _NO_CHECK:
             return
         if arg in _TAKES_VALUE:
             next(args, None)
-        elif not arg.startswith("-") and not arg.lstrip("+~").startswith(("hydra.", "hydra/")):
+        elif arg.lstrip("+~").startswith(("hydra.", "hydra/")):
+            hydra_overrides.append(arg)
+        elif not arg.startswith("-"):
             overrides.append(arg)
-    validate(compose_config("train", _first_of_each_sweep(overrides)))
+    first = _first_of_each_sweep(overrides)
+    if is_sweep:
+        first = _with_search_space(first, hydra_overrides)
+    validate(compose_config("train", first))

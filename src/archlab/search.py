@@ -10,74 +10,18 @@ best checkpoint, metrics.json) when the pruner says so.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
 from optuna.trial import TrialState
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.trainer.states import TrainerFn
-
-from archlab.errors import ConfigError
 
 STUDY_FILE = "optuna.db"
 SWEEPER = "hydra_plugins.archlab_sweepers.optuna_search.OptunaSweeper"
 PRUNED_AT = "pruned_at_epoch"
 INTERRUPTED = "interrupted"
-
-
-@dataclass(frozen=True)
-class Dimension:
-    """One swept key of the search space."""
-
-    key: str
-    sweep: ChoiceSweep | RangeSweep | IntervalSweep
-
-    def suggest(self, trial: optuna.Trial) -> Any:
-        sweep = self.sweep
-        if isinstance(sweep, IntervalSweep):
-            log = "log" in sweep.tags
-            if "int" in sweep.tags:
-                return trial.suggest_int(self.key, int(sweep.start), int(sweep.end), log=log)
-            return trial.suggest_float(self.key, sweep.start, sweep.end, log=log)
-        if isinstance(sweep, RangeSweep) and all(
-            isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)
-        ):
-            return trial.suggest_int(self.key, sweep.start, sweep.stop - 1, step=sweep.step)
-        values = list(sweep.list) if isinstance(sweep, ChoiceSweep) else list(sweep.range())
-        return trial.suggest_categorical(self.key, values)
-
-
-def parse_space(
-    params: dict[str, Any], arguments: Sequence[str]
-) -> tuple[list[Dimension], list[str]]:
-    """The swept dimensions and the fixed overrides of `params` (the search config) and the
-    command line's `arguments` (`key=a,b` sweeps too; the command line wins)."""
-    lines = [f"{k}={v}" for k, v in params.items()] + list(arguments)
-    try:
-        parsed: list[Override] = OverridesParser.create().parse_overrides(lines)
-    except Exception as error:  # Hydra's parser raises its own error types
-        raise ConfigError(f"Cannot read the search space: {error}") from None
-    swept: dict[str, Dimension] = {}
-    fixed: dict[str, str] = {}
-    for override in parsed:
-        key = override.get_key_element()
-        swept.pop(key, None)
-        fixed.pop(key, None)
-        if override.is_sweep_override():
-            swept[key] = Dimension(key, override.value())
-        else:
-            fixed[key] = override.input_line
-    if not swept:
-        raise ConfigError(
-            "The Optuna search has nothing to search: set hydra.sweeper.params (e.g. "
-            "'task.optimizer.lr: tag(log, interval(1e-4, 1e-2))') or pass a swept override."
-        )
-    return list(swept.values()), list(fixed.values())
 
 
 def storage_url(sweep_dir: Path) -> str:

@@ -44,12 +44,13 @@ class OptunaSweeper(Sweeper):
         from archlab import search
         from archlab.errors import ArchlabError
         from archlab.report import finish_sweep
+        from archlab.search_space import parse_space
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         try:
-            dimensions, fixed = search.parse_space(self.params, arguments)
+            dimensions, fixed = parse_space(self.params, arguments)
         except ArchlabError as error:
             print(f"archlab-train: error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
