@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from archlab.checkpoints import find_checkpoint
 from archlab.config.pipeline import SELF_SUPERVISED
 from archlab.config.schema import FinetuneConfig
 from archlab.runrecord import METRICS_FILE, write_json_atomic
@@ -93,9 +94,7 @@ def _write_summary(run_dir: Path, finetune_dir: Path, pretrain_dir: Path | None)
     """The finetuned model's metrics at the top of the run directory, so that sweep reports
     and `archlab-eval <run dir>` find them."""
     record = json.loads((finetune_dir / METRICS_FILE).read_text())
-    best = record.get("best_checkpoint")
-    if best:
-        record["best_checkpoint"] = str((finetune_dir / best).relative_to(run_dir))
+    record["best_checkpoint"] = str(find_checkpoint(finetune_dir).relative_to(run_dir))
     record["pretrain_run"] = str(pretrain_dir) if pretrain_dir else None
     write_json_atomic(run_dir / METRICS_FILE, record)
 
