@@ -6,6 +6,9 @@ and reads its data with that checkpoint's tokenizer / normalisation statistics.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
@@ -28,12 +31,33 @@ def finetuning(cfg: DictConfig) -> bool:
     )
 
 
-def build_run(cfg: DictConfig, hparams: dict) -> tuple[ArrayDataModule, pl.LightningModule]:
-    """Data module (set up for fitting) and task for `cfg`; hparams go into checkpoints."""
+def build_task(
+    cfg: DictConfig,
+    datamodule: ArrayDataModule,
+    hparams: dict,
+    source: tuple[Path, dict[str, Any]] | None = None,
+) -> pl.LightningModule:
+    """The task for `cfg` on set-up `datamodule`; `source`: a checkpoint (path, contents) whose
+    stem + backbone the classifier starts from."""
     from archlab.tasks.classify import ClassificationTask
     from archlab.tasks.finetune import FinetuneTask
     from archlab.tasks.pretrain import PretrainTask
-    from archlab.transfer import input_transforms, load_source, transfer_weights
+    from archlab.transfer import transfer_weights
+
+    spec = datamodule.spec
+    if cfg.task.name in SELF_SUPERVISED:
+        model = build_pretrainer(cfg.model, spec, cfg.task.name)
+        return PretrainTask(model, spec, unit_span(cfg.model, spec), cfg.task, hparams)
+    model = build_classifier(cfg.model, spec, datamodule.num_classes)
+    if not finetuning(cfg):
+        return ClassificationTask(model, datamodule.num_classes, cfg.task, hparams)
+    report = transfer_weights(model, source[1], source[0]) if source else None
+    return FinetuneTask(model, datamodule.num_classes, cfg.task, hparams, cfg.finetune, report)
+
+
+def build_run(cfg: DictConfig, hparams: dict) -> tuple[ArrayDataModule, pl.LightningModule]:
+    """Data module (set up for fitting) and task for `cfg`; hparams go into checkpoints."""
+    from archlab.transfer import input_transforms, load_source
 
     datamodule = build_datamodule(cfg.data, seed=cfg.seed)
     source = load_source(cfg.finetune.init_from) if cfg.finetune.init_from else None
@@ -42,13 +66,4 @@ def build_run(cfg: DictConfig, hparams: dict) -> tuple[ArrayDataModule, pl.Light
         if transforms:
             datamodule.load_state_dict(transforms)
     datamodule.setup("fit")
-    if cfg.task.name in SELF_SUPERVISED:
-        model = build_pretrainer(cfg.model, datamodule.spec, cfg.task.name)
-        span = unit_span(cfg.model, datamodule.spec)
-        return datamodule, PretrainTask(model, datamodule.spec, span, cfg.task, hparams)
-    model = build_classifier(cfg.model, datamodule.spec, datamodule.num_classes)
-    if not finetuning(cfg):
-        return datamodule, ClassificationTask(model, datamodule.num_classes, cfg.task, hparams)
-    report = transfer_weights(model, source[1], source[0]) if source else None
-    task = FinetuneTask(model, datamodule.num_classes, cfg.task, hparams, cfg.finetune, report)
-    return datamodule, task
+    return datamodule, build_task(cfg, datamodule, hparams, source)
