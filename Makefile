@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all lint format bench tensorboard clean
+.PHONY: install train test test-all lint format bench bench-transfer tensorboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 bench: $(STAMP)  ## archlab vs a hand-written PyTorch loop; start-up time; a 4-job sweep, joblib vs basic
 	$(BIN)/python -m bench.speed
 	$(BIN)/python -m bench.sweep
+
+bench-transfer: $(STAMP)  ## finetuned-from-pretrained vs from-scratch, low-label, per modality
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.transfer
 
 tensorboard: $(STAMP)  ## serve every run under outputs/ on http://localhost:6006
 	$(BIN)/tensorboard --logdir outputs --host localhost --port 6006

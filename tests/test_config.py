@@ -18,13 +18,22 @@ def _options(group: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "group", ["model", "data", "task", "trainer", "logger", "callbacks", "debug", "experiment"]
+    "group",
+    ["model", "data", "task", "trainer", "logger", "callbacks", "debug", "experiment", "finetune"],
 )
 def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
     options = _options(group)
     assert options, f"conf/{group} has no options"
+    # Objectives meant for one modality, with a model that fits them.
+    fitting = {
+        "lm": ["data=text", "model=transformer"],
+        "mlm": ["data=text"],
+        "forecast": ["data=sequence", "model=rnn"],
+        "linear_probe": ["finetune.init_from=run"],
+    }
     for option in options:
-        cfg = validate(compose_config("train", [f"{group}={option}"]))
+        overrides = [f"{group}={option}", *fitting.get(option, [])]
+        cfg = validate(compose_config("train", overrides))
         assert cfg.model.name in ("cnn", "rnn", "transformer")
         assert cfg.data.modality in ("image", "sequence", "text")
 

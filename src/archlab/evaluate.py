@@ -22,9 +22,8 @@ def evaluate(
     from archlab.checkpoints import load_checkpoint
     from archlab.config.validate import validate
     from archlab.data import build_datamodule
-    from archlab.models import build_classifier
     from archlab.runrecord import scalar_metrics
-    from archlab.tasks.classify import ClassificationTask
+    from archlab.tasks.build import build_task
 
     checkpoint = load_checkpoint(ckpt_path)
     cfg = OmegaConf.merge(
@@ -37,10 +36,7 @@ def evaluate(
     if state:
         datamodule.load_state_dict(state)
     datamodule.setup("test")
-    model = build_classifier(cfg.model, datamodule.spec, datamodule.num_classes)
-    task = ClassificationTask(
-        model, datamodule.num_classes, cfg.task, checkpoint["hyper_parameters"]
-    )
+    task = build_task(cfg, datamodule, checkpoint["hyper_parameters"])
     try:
         task.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as ex:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from archlab.checkpoints import CHECKPOINT_DIR, load_checkpoint
-from archlab.errors import ConfigError
+from archlab.errors import ArchlabError, ConfigError
 from archlab.runrecord import METRICS_FILE
 
 LAST_CHECKPOINT = "last.ckpt"
@@ -60,10 +60,23 @@ def _first_difference(old: Any, new: Any, key: str) -> str | None:
     return None if old == new else f"{key}: {old!r} -> {new!r}"
 
 
+def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the keys added to archlab since it was written, at their defaults:
+    a run interrupted before an upgrade still resumes."""
+    from omegaconf import OmegaConf
+
+    from archlab.config.validate import validate
+
+    try:
+        return OmegaConf.to_container(validate(OmegaConf.create(saved)))
+    except ArchlabError:
+        return saved
+
+
 def _check_same_config(checkpoint_path: Path, config: dict[str, Any], run_dir: Path) -> int:
     """The checkpoint's global step, after checking it was trained with this config."""
     checkpoint = load_checkpoint(checkpoint_path)
-    saved = checkpoint["hyper_parameters"]
+    saved = _with_defaults(checkpoint["hyper_parameters"])
     difference = _first_difference(
         {k: saved.get(k) for k in _RESULT_SECTIONS},
         {k: config.get(k) for k in _RESULT_SECTIONS},

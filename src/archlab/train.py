@@ -19,10 +19,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     report val and test metrics."""
     import pytorch_lightning as pl
 
-    from archlab.data import build_datamodule
     from archlab.lightning_trainer import build_trainer
     from archlab.manifest import collect_manifest, write_manifest
-    from archlab.models import build_classifier
     from archlab.resume import inspect_run_dir
     from archlab.runrecord import (
         METRICS_FILE,
@@ -31,7 +29,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         scalar_metrics,
         write_json_atomic,
     )
-    from archlab.tasks.classify import ClassificationTask
+    from archlab.tasks.build import build_run
 
     hparams = OmegaConf.to_container(cfg)
     prior = inspect_run_dir(run_dir, hparams)
@@ -44,10 +42,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         recorded = json.loads((run_dir / METRICS_FILE).read_text())
         return scalar_metrics(recorded)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(cfg.data, seed=cfg.seed)
-    datamodule.setup("fit")
-    model = build_classifier(cfg.model, datamodule.spec, datamodule.num_classes)
-    task = ClassificationTask(model, datamodule.num_classes, cfg.task, hparams)
+    datamodule, task = build_run(cfg, hparams)
     resume_step = prior.global_step if prior.checkpoint else None
     trainer = build_trainer(cfg, run_dir, resume_step)
     if trainer.is_global_zero:
@@ -89,6 +84,7 @@ def _run(cfg: DictConfig) -> float | None:
 
     from archlab.config.validate import validate
     from archlab.preemption import Preempted
+    from archlab.stages import run_stages
     from archlab.sweep_job import concurrent_jobs, in_sweep, record_failure
     from archlab.threads import set_threads
 
@@ -99,7 +95,7 @@ def _run(cfg: DictConfig) -> float | None:
         workers = concurrent_jobs() if sweep else 1
         if cfg.num_threads or workers > 1:
             set_threads(cfg.num_threads, workers)
-        metrics = train(cfg, run_dir)
+        metrics = run_stages(cfg, run_dir)
     except Preempted as stop:
         print(f"archlab-train: {stop}", file=sys.stderr)
         raise SystemExit(stop.exit_status) from None

@@ -70,6 +70,7 @@ class TransformerConfig:
     patch_size: int = positive(2)
     fc_dims: list[int] = positive(factory=list)
     pooling: str = choice("mean", "max", "flatten")
+    causal: bool = False
 
 
 MODELS = {"cnn": CNNConfig, "rnn": RNNConfig, "transformer": TransformerConfig}
@@ -88,6 +89,7 @@ class DataConfig:
     val_fraction: float = probability(0.1)
     test_fraction: float = probability(0.2)
     split_seed: int = 0
+    label_fraction: float = bounded(1.0, gt=0, le=1)
 
 
 @dataclass
@@ -152,7 +154,61 @@ class ClassifyTaskConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
-TASKS = {"classify": ClassifyTaskConfig}
+@dataclass
+class SelfSupervisedTaskConfig:
+    """What every pretraining objective shares; `name` picks the objective."""
+
+    name: str = ""
+    on_nonfinite: str = choice("stop", "skip")
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
+@dataclass
+class LMTaskConfig(SelfSupervisedTaskConfig):
+    name: str = "lm"
+
+
+@dataclass
+class ForecastTaskConfig(SelfSupervisedTaskConfig):
+    name: str = "forecast"
+
+
+@dataclass
+class MLMTaskConfig(SelfSupervisedTaskConfig):
+    name: str = "mlm"
+    mask_ratio: float = bounded(0.15, gt=0, lt=1)
+
+
+@dataclass
+class ReconstructTaskConfig(SelfSupervisedTaskConfig):
+    name: str = "reconstruct"
+    mask_ratio: float = bounded(0.5, gt=0, lt=1)
+
+
+TASKS = {
+    "classify": ClassifyTaskConfig,
+    "lm": LMTaskConfig,
+    "mlm": MLMTaskConfig,
+    "forecast": ForecastTaskConfig,
+    "reconstruct": ReconstructTaskConfig,
+}
+
+
+# ---------------------------------------------------------------- stages
+@dataclass
+class PretrainConfig:
+    task: Any = None  # a self-supervised TASKS entry, checked by archlab.config.pipeline
+    trainer: Any = field(default_factory=dict)  # overrides of `trainer` for this stage
+
+
+@dataclass
+class FinetuneConfig:
+    init_from: str | None = None
+    freeze_epochs: int = bounded(0, ge=0)
+    lr_mult: float = bounded(1.0, gt=0)
+    layer_decay: float = bounded(1.0, gt=0, le=1)
+    linear_probe: bool = False
 
 
 # ---------------------------------------------------------------- trainer, logging, callbacks
@@ -233,3 +289,7 @@ class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     test_after_fit: bool = True
     num_threads: int | None = positive(None)
+    stages: list[str] = field(default_factory=list)
+    stage: str | None = None
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)

@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from archlab.config.pipeline import check_pipeline
 from archlab.config.schema import DATA, MODELS, TASKS, TrainConfig
 from archlab.errors import ConfigError
 
@@ -132,5 +133,6 @@ def validate(cfg: DictConfig) -> DictConfig:
     for section, node in typed.items():
         root[section] = node
     _check_combinations(root)
+    check_pipeline(root, _merge, _check_values)
     OmegaConf.set_readonly(root, True)
     return root

@@ -113,10 +113,16 @@ class ArrayDataModule(pl.LightningDataModule):
         if self.tensors:
             return
         raw = self._complete(self.read())
-        classes = self.fitted["classes"] if self.fitted else None
-        classes, labels = encode_labels({s: raw[s].labels for s in SPLITS}, classes)
-        if self.fitted is None:
-            self.fitted = {"classes": classes, **self.fit(raw["train"].inputs)}
+        known = self.fitted or {}  # from a checkpoint: all of it, or a pretrained run's transforms
+        classes, labels = encode_labels({s: raw[s].labels for s in SPLITS}, known.get("classes"))
+        if "classes" not in known:
+            self.fitted = {"classes": classes, **(known or self.fit(raw["train"].inputs))}
+        fraction = self.cfg.get("label_fraction", 1.0)
+        if fraction < 1:  # after fitting: tokenizer and statistics see every training input
+            train = labels["train"]
+            keep, _ = split_off(len(train), 1 - fraction, train, self.cfg["split_seed"])
+            keep = np.sort(keep)
+            raw["train"], labels["train"] = raw["train"].take(keep), labels["train"][keep]
         for split in SPLITS:
             if len(labels[split]) == 0:
                 raise DataError(

@@ -85,6 +85,7 @@ def _transformer(cfg: Mapping[str, Any], spec: InputSpec) -> tuple[nn.Module, nn
         cfg["dropout"],
         cfg["positional"],
         max_len=positions,
+        causal=cfg.get("causal", False),
     )
     return stem, backbone, positions
 
@@ -92,9 +93,15 @@ def _transformer(cfg: Mapping[str, Any], spec: InputSpec) -> tuple[nn.Module, nn
 _ARCHITECTURES = {"cnn": _cnn, "rnn": _rnn, "transformer": _transformer}
 
 
+def build_body(cfg: Mapping[str, Any], spec: InputSpec) -> tuple[nn.Module, nn.Module, int]:
+    """Stem and backbone for `spec`-shaped inputs, and the number of backbone output positions:
+    the part of a model that pretraining learns and finetuning transfers."""
+    return _ARCHITECTURES[cfg["name"]](cfg, spec)
+
+
 def build_classifier(cfg: Mapping[str, Any], spec: InputSpec, num_classes: int) -> Network:
     """A classifier for `spec`-shaped inputs from a validated `model` config section."""
-    stem, backbone, positions = _ARCHITECTURES[cfg["name"]](cfg, spec)
+    stem, backbone, positions = build_body(cfg, spec)
     in_dim = backbone.out_dim * (positions if cfg["pooling"] == "flatten" else 1)
     head = ClassificationHead(
         in_dim, num_classes, list(cfg["fc_dims"]), cfg["dropout"], cfg["pooling"]

@@ -25,7 +25,11 @@ def _param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: floa
 def build_optimizer(
     named_params: Iterable[tuple[str, nn.Parameter]], cfg: Mapping[str, Any]
 ) -> torch.optim.Optimizer:
-    groups = _param_groups(named_params, cfg["weight_decay"])
+    return make_optimizer(_param_groups(named_params, cfg["weight_decay"]), cfg)
+
+
+def make_optimizer(groups: list[dict], cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """The configured optimizer over parameter `groups` (a group's own "lr" wins)."""
     if cfg["name"] == "sgd":
         return torch.optim.SGD(
             groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"]

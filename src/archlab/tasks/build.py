@@ -1,0 +1,69 @@
+"""The data module and task (LightningModule) a validated config describes, for any objective.
+
+A classifier with `finetune.init_from` set starts its stem + backbone from that checkpoint
+and reads its data with that checkpoint's tokenizer / normalisation statistics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+
+from archlab.config.pipeline import SELF_SUPERVISED
+from archlab.data import build_datamodule
+from archlab.data.base import ArrayDataModule
+from archlab.models import build_classifier
+from archlab.models.pretrain import build_pretrainer, unit_span
+
+
+def finetuning(cfg: DictConfig) -> bool:
+    """Whether the classifier needs `FinetuneTask` (any finetune setting off its default)."""
+    tuning = cfg.finetune
+    return bool(
+        tuning.init_from
+        or tuning.freeze_epochs
+        or tuning.linear_probe
+        or tuning.lr_mult != 1.0
+        or tuning.layer_decay != 1.0
+    )
+
+
+def build_task(
+    cfg: DictConfig,
+    datamodule: ArrayDataModule,
+    hparams: dict,
+    source: tuple[Path, dict[str, Any]] | None = None,
+) -> pl.LightningModule:
+    """The task for `cfg` on set-up `datamodule`; `source`: a checkpoint (path, contents) whose
+    stem + backbone the classifier starts from."""
+    from archlab.tasks.classify import ClassificationTask
+    from archlab.tasks.finetune import FinetuneTask
+    from archlab.tasks.pretrain import PretrainTask
+    from archlab.transfer import transfer_weights
+
+    spec = datamodule.spec
+    if cfg.task.name in SELF_SUPERVISED:
+        model = build_pretrainer(cfg.model, spec, cfg.task.name)
+        return PretrainTask(model, spec, unit_span(cfg.model, spec), cfg.task, hparams)
+    model = build_classifier(cfg.model, spec, datamodule.num_classes)
+    if not finetuning(cfg):
+        return ClassificationTask(model, datamodule.num_classes, cfg.task, hparams)
+    report = transfer_weights(model, source[1], source[0]) if source else None
+    return FinetuneTask(model, datamodule.num_classes, cfg.task, hparams, cfg.finetune, report)
+
+
+def build_run(cfg: DictConfig, hparams: dict) -> tuple[ArrayDataModule, pl.LightningModule]:
+    """Data module (set up for fitting) and task for `cfg`; hparams go into checkpoints."""
+    from archlab.transfer import input_transforms, load_source
+
+    datamodule = build_datamodule(cfg.data, seed=cfg.seed)
+    source = load_source(cfg.finetune.init_from) if cfg.finetune.init_from else None
+    if source is not None:
+        transforms = input_transforms(source[1], type(datamodule).__qualname__)
+        if transforms:
+            datamodule.load_state_dict(transforms)
+    datamodule.setup("fit")
+    return datamodule, build_task(cfg, datamodule, hparams, source)
