@@ -74,7 +74,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Ca
     pruning = trial_pruning(cfg.callbacks.checkpoint.monitor)
     if pruning:
         callbacks.append(pruning)
-    if has_logger:
+    if has_logger and cfg.task.name == "classify":
         callbacks.append(PredictionDashboards())
     if cfg.callbacks.lr_monitor and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
