@@ -47,6 +47,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     datamodule = build_datamodule(cfg.data, seed=cfg.seed)
     datamodule.setup("fit")
     model = build_classifier(cfg.model, datamodule.spec, datamodule.num_classes)
+    if cfg.compile:
+        model.compile()  # in place: checkpoints keep the plain parameter names
     task = ClassificationTask(model, datamodule.num_classes, cfg.task, hparams)
     resume_step = prior.global_step if prior.checkpoint else None
     trainer = build_trainer(cfg, run_dir, resume_step)
@@ -88,12 +90,13 @@ def _run(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     from archlab.config.validate import validate
+    from archlab.launch import run_job
     from archlab.preemption import Preempted
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         cfg = validate(cfg)
-        metrics = train(cfg, run_dir)
+        metrics = run_job(cfg, run_dir)  # trains here, or in ranks it launches, or plans
     except ArchlabError as error:
         _discard_unstarted(run_dir)
         exit_with("archlab-train", error)
