@@ -149,4 +149,3 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     from archlab.train import train
 
     return train(cfg, run_dir)
-

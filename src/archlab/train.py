@@ -110,8 +110,10 @@ def main() -> None:
     import hydra
 
     from archlab.resume import run_id
+    from archlab.slurm import register_resolvers
 
     OmegaConf.register_new_resolver("archlab_run_id", run_id, replace=True)
+    register_resolvers()  # the SLURM job shape (conf/hydra/launcher/slurm.yaml)
     try:
         preflight(sys.argv[1:])
     except ArchlabError as error:
