@@ -135,15 +135,10 @@ def _hydra_node() -> DictConfig | None:
 
 
 def run_job(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """What one Hydra job does: check the machine, then plan, launch ranks, or train here."""
+    """What one Hydra job does: check the machine, then launch ranks or train here."""
     from archlab.strategies import check_environment
 
     check_environment(cfg.trainer)
-    if cfg.plan:
-        from archlab.plan import print_plan
-
-        print_plan(cfg)
-        return {}
     if needs_launch(cfg.trainer):
         return launch_ranks(cfg, run_dir)
     from archlab.train import train

@@ -74,15 +74,16 @@ def _first_of_each_sweep(overrides: Sequence[str]) -> list[str]:
     return first
 
 
-def preflight(argv: Sequence[str]) -> None:
-    """Check the overrides of a run or a sweep (its first job) before Hydra starts."""
+def preflight(argv: Sequence[str]) -> DictConfig | None:
+    """Check the overrides of a run or a sweep (its first job) before Hydra starts; returns
+    that validated config (None where there is no run to check)."""
     overrides = []
     args = iter(argv)
     for arg in args:
         if arg.split("=", 1)[0] in _NO_CHECK:
-            return
+            return None
         if arg in _TAKES_VALUE:
             next(args, None)
         elif not arg.startswith("-") and not arg.lstrip("+~").startswith(("hydra.", "hydra/")):
             overrides.append(arg)
-    validate(compose_config("train", _first_of_each_sweep(overrides)))
+    return validate(compose_config("train", _first_of_each_sweep(overrides)))

@@ -115,7 +115,11 @@ def main() -> None:
     OmegaConf.register_new_resolver("archlab_run_id", run_id, replace=True)
     register_resolvers()  # the SLURM job shape (conf/hydra/launcher/slurm.yaml)
     try:
-        preflight(sys.argv[1:])
+        cfg = preflight(sys.argv[1:])
+        if cfg is not None and cfg.plan:  # plan=true: before Hydra makes a run directory
+            from archlab.plan import print_plan
+
+            return print_plan(cfg)
     except ArchlabError as error:
         exit_with("archlab-train", error)
     hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_run)()

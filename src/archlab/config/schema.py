@@ -257,3 +257,4 @@ class TrainConfig:
     test_after_fit: bool = True
     compile: bool = False
     plan: bool = False
+    plan_memory_gb: float | None = bounded(None, gt=0)
