@@ -32,7 +32,13 @@ def _cuda_available() -> bool:
 
 
 def check_environment(trainer: DictConfig) -> None:
-    """What this machine must offer for the trainer config; called in the job, before data."""
+    """What this machine must offer for the trainer config; called in the job, before data.
+    A missing package first: installing it is the step that does not depend on the machine."""
+    if trainer.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(
+            f"trainer.strategy=deepspeed needs the DeepSpeed package, which is not installed: "
+            f"{DEEPSPEED_INSTALL}"
+        )
     wants_gpu = trainer.accelerator in ("gpu", "cuda") or trainer.strategy in SHARDED
     if wants_gpu and not _cuda_available():
         why = (
@@ -43,11 +49,6 @@ def check_environment(trainer: DictConfig) -> None:
         raise ConfigError(
             f"{why}, and this machine has none visible (torch.cuda.is_available() is False). "
             "Run on a GPU machine, or use trainer=cpu / trainer=ddp here."
-        )
-    if trainer.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
-        raise ConfigError(
-            f"trainer.strategy=deepspeed needs the DeepSpeed package, which is not installed: "
-            f"{DEEPSPEED_INSTALL}"
         )
 
 
