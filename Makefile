@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all lint format bench tensorboard clean
+.PHONY: install train test test-all lint format bench bench-gpu tensorboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 
 bench: $(STAMP)  ## archlab vs a hand-written PyTorch loop, per architecture; start-up time
 	$(BIN)/python -m bench.speed
+
+bench-gpu: $(STAMP)  ## GPT-2-small-shaped LM training throughput and MFU on a CUDA GPU
+	$(BIN)/python -m bench.throughput $(ARGS)
 
 tensorboard: $(STAMP)  ## serve every run under outputs/ on http://localhost:6006
 	$(BIN)/tensorboard --logdir outputs --host localhost --port 6006

@@ -306,3 +306,14 @@ def test_fsdp_options_become_a_strategy_that_wraps_transformer_blocks() -> None:
     assert strategy.kwargs["auto_wrap_policy"]._module_classes == {Block}
     assert strategy._activation_checkpointing_kwargs
     assert arguments["precision"] == "bf16-mixed" and arguments["gradient_clip_val"] == 1.0
+
+
+def test_throughput_bench_runs_its_tiny_shape(tmp_path: Path) -> None:
+    """`make bench-gpu`'s script on the CPU path (the full GPT-2-small shape needs CUDA)."""
+    out = tmp_path / "throughput.json"
+    result = run_cli("bench.throughput", "--tiny", "--steps", "3", "--warmup", "1",
+                     "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["tokens_per_s"] > 0 and report["mfu"] > 0
+    assert report["shape"]["layers"] == 2 and "MFU" in result.stdout
