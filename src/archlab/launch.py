@@ -78,14 +78,18 @@ def _torchrun(nproc: int, folder: Path, run_dir: Path) -> None:
             str(run_dir),
         ]
     )
-    # torchrun's banners and its per-rank failure report duplicate what the ranks print.
-    elastic = logging.getLogger("torch.distributed.elastic")
-    previous = elastic.level
-    elastic.setLevel(logging.CRITICAL)
+    # torchrun's banners and its per-rank failure reports duplicate what the ranks print
+    # (its modules' loggers carry their own levels, so each is quietened).
+    names = [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed")]
+    loggers = [logging.getLogger(n) for n in names]
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         run(args)
     finally:
-        elastic.setLevel(previous)
+        for logger, level in zip(loggers, previous, strict=True):
+            logger.setLevel(level)
 
 
 def launch_ranks(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
