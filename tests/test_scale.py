@@ -8,6 +8,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,6 +134,59 @@ def test_ddp_inside_a_multirun_launches_each_job_once(tmp_path: Path) -> None:
     assert jobs == ["0", "1"]
     for job in jobs:
         assert "test/acc" in json.loads((sweep / job / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_ranks_started_by_srun_train_as_one_job(tmp_path: Path) -> None:
+    """Two processes with the environment srun gives two tasks of one job: each runs the
+    ordinary command, Lightning's SLURM environment makes them ranks 0 and 1, and the job
+    starts no torchrun of its own."""
+    run_dir = tmp_path / "run"
+    common = {
+        **os.environ, "OMP_NUM_THREADS": "1", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
+        "SLURM_NODEID": "0", "SLURM_NODELIST": "127.0.0.1", "SLURM_JOB_NAME": "archlab",
+        "SLURM_JOB_ID": "4242", "MASTER_PORT": str(_free_port()),
+    }  # fmt: skip
+    command = [sys.executable, "-m", "archlab.train", *DDP_CPU, *EXACT, STEPS,
+               f"hydra.run.dir={run_dir}", *QUIET]  # fmt: skip
+    tasks = [
+        subprocess.Popen(
+            command,
+            env={**common, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for r in (0, 1)
+    ]
+    outputs = [task.communicate(timeout=300)[0] for task in tasks]
+    assert [task.returncode for task in tasks] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    joined = "".join(outputs)
+    assert "SLURM auto-requeueing enabled" in joined
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in joined
+    assert "archlab.rank_entry" not in joined and "torchelastic" not in joined
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["global_step"] == 8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_job(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "archlab.train", "-m", "hydra/launcher=slurm_local", "trainer.max_steps=2",
+        "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+        f"hydra.sweep.dir={sweep}", *QUIET,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Submitit 'local' sweep output dir" in result.stdout + result.stderr
+    assert "test/acc" in json.loads((sweep / "0" / "metrics.json").read_text())
+    assert any((sweep / ".submitit").rglob("*_result.pkl"))  # submitit's own job record
 
 
 # ---------------------------------------------------------------- precision and compile
@@ -284,6 +340,9 @@ def test_ranks_started_by_srun_or_torchrun_do_not_launch_again(monkeypatch) -> N
     monkeypatch.setenv("SLURM_NTASKS", "4")
     monkeypatch.setenv("SLURM_JOB_NAME", "archlab")
     assert not needs_launch(trainer)  # srun started the ranks
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "1")
+    with pytest.raises(Exception, match="--ntasks-per-node=2"):
+        needs_launch(trainer)  # srun started fewer ranks than the trainer needs
     monkeypatch.delenv("SLURM_NTASKS")
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert not needs_launch(trainer)  # torchrun started the ranks

@@ -41,18 +41,28 @@ class RanksStopped(Preempted):
         self.signum = status - 128
 
 
-def _inside_ranks() -> bool:
+def _inside_ranks(trainer: DictConfig) -> bool:
     """True when this process already is one rank of a launched group (torchrun or srun)."""
     if "LOCAL_RANK" in os.environ or "TORCHELASTIC_RUN_ID" in os.environ:
         return True
     from lightning_fabric.plugins.environments import SLURMEnvironment
 
-    return SLURMEnvironment.detect()
+    if not SLURMEnvironment.detect():
+        return False
+    tasks, wanted = os.environ.get("SLURM_NTASKS_PER_NODE", ""), processes_per_node(trainer)
+    if tasks.isdigit() and int(tasks) != wanted:
+        raise ConfigError(
+            f"Under SLURM every rank is a task started by srun, but this job has "
+            f"--ntasks-per-node={tasks} and the trainer needs {wanted} process(es) per node "
+            f"(trainer.devices={trainer.devices}): submit with --ntasks-per-node={wanted}, "
+            "or use hydra/launcher=slurm, which sets it."
+        )
+    return True
 
 
 def needs_launch(trainer: DictConfig) -> bool:
     """Whether this job must start its own ranks (and not train in this process)."""
-    if _inside_ranks():
+    if _inside_ranks(trainer):
         return False
     if trainer.num_nodes > 1:
         raise ConfigError(
