@@ -8,9 +8,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,6 +136,36 @@ def test_ddp_inside_a_multirun_launches_each_job_once(tmp_path: Path) -> None:
     assert jobs == ["0", "1"]
     for job in jobs:
         assert "test/acc" in json.loads((sweep / job / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_signalled_ddp_job_stops_all_ranks_and_resumes(tmp_path: Path) -> None:
+    """SIGTERM to the job: every rank stops at the same batch, last.ckpt is saved, the job
+    exits 143 with rank 0's message; the same command then resumes from that step."""
+    run_dir = tmp_path / "run"
+    args = [*DDP_CPU, "trainer.limit_train_batches=4", "logger=none",
+            f"hydra.run.dir={run_dir}", *QUIET]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    job = subprocess.Popen(
+        [sys.executable, "-m", "archlab.train", *args, "trainer.max_epochs=1000"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    last = run_dir / "checkpoints/last.ckpt"
+    deadline = time.monotonic() + 240
+    while not last.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 143, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("archlab-train: stopped by SIGTERM at step")
+    assert "Traceback" not in stderr
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert f"at step {step};" in stderr
+
+    result = run_cli("archlab.train", *args, f"trainer.max_steps={step + 4}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in result.stdout + result.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == step + 4
 
 
 @pytest.mark.slow
