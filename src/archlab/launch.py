@@ -150,11 +150,13 @@ def _hydra_node() -> DictConfig | None:
 
 def run_job(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """What one Hydra job does: check the machine, then launch ranks or train here."""
+    from archlab.runrecord import METRICS_FILE
     from archlab.strategies import check_environment
+    from archlab.train import train
 
     check_environment(cfg.trainer)
-    if needs_launch(cfg.trainer):
+    # A finished run is reported from its record by `train`, without starting ranks.
+    if needs_launch(cfg.trainer) and not (run_dir / METRICS_FILE).is_file():
         return launch_ranks(cfg, run_dir)
-    from archlab.train import train
 
     return train(cfg, run_dir)
