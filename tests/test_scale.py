@@ -223,7 +223,12 @@ def test_submitit_local_launcher_runs_a_job(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- precision and compile
 @pytest.mark.parametrize(
-    "precision", ["bf16-mixed", pytest.param("bf16-true", marks=pytest.mark.slow)]
+    "precision",
+    [
+        "bf16-mixed",
+        pytest.param("bf16-true", marks=pytest.mark.slow),
+        pytest.param("16-mixed", marks=pytest.mark.slow),
+    ],
 )
 def test_bf16_precision_trains(tmp_path: Path, precision: str) -> None:
     record = _train(
@@ -408,3 +413,29 @@ def test_throughput_bench_runs_its_tiny_shape(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["tokens_per_s"] > 0 and report["mfu"] > 0
     assert report["shape"]["layers"] == 2 and "MFU" in result.stdout
+
+
+def test_plan_shards_state_as_each_strategy_does() -> None:
+    from archlab.plan import state_bytes
+
+    def parts(*overrides: str) -> dict[str, float]:
+        from archlab.config.validate import validate
+
+        return state_bytes(1000, validate(_compose(*overrides, hydra=False)))
+
+    single = parts("trainer=cpu")
+    assert single == {"weights": 4000, "gradients": 4000, "optimizer state": 8000}
+    assert parts("trainer=cpu", "task.optimizer.name=sgd")["optimizer state"] == 4000
+    ddp = parts("trainer=ddp", "trainer.devices=4")
+    assert ddp["weights"] == 4000 and ddp["DDP gradient buckets"] == 4000
+    fsdp = parts("trainer=fsdp", "trainer.devices=4", "trainer.num_nodes=2")
+    assert fsdp["weights"] == fsdp["gradients"] == 500 and fsdp["optimizer state"] == 1000
+    assert fsdp["16-bit weight casts"] == 2000
+    grad_op = parts(
+        "trainer=fsdp", "trainer.devices=4", "trainer.fsdp.sharding_strategy=SHARD_GRAD_OP"
+    )
+    assert grad_op["weights"] == 4000 and grad_op["gradients"] == 1000
+    zero2 = parts("trainer=deepspeed", "trainer.devices=4", "trainer.precision=bf16-true")
+    assert (
+        zero2["weights"] == 2000 and zero2["gradients"] == 500 and zero2["optimizer state"] == 1000
+    )
