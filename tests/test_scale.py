@@ -357,6 +357,12 @@ def test_slurm_launcher_shapes_a_two_node_ddp_job() -> None:
     assert "srun" in sbatch
 
 
+def test_slurm_launcher_gives_a_default_job_one_task_and_one_gpu() -> None:
+    sbatch = _sbatch()
+    for line in ("#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=1"):
+        assert line in sbatch, sbatch
+
+
 def test_slurm_launcher_asks_no_gpu_for_a_cpu_trainer() -> None:
     sbatch = _sbatch("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=3")
     assert "#SBATCH --ntasks-per-node=3" in sbatch and "#SBATCH --nodes=1" in sbatch
