@@ -154,6 +154,11 @@ def run_job(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     from archlab.strategies import check_environment
     from archlab.train import train
 
+    if cfg.plan:  # a sweep over plan=...: the command line's own plan=true never gets here
+        from archlab.plan import print_plan
+
+        print_plan(cfg)
+        return {}
     check_environment(cfg.trainer)
     # A finished run is reported from its record by `train`, without starting ranks.
     if needs_launch(cfg.trainer) and not (run_dir / METRICS_FILE).is_file():

@@ -96,7 +96,7 @@ def _run(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         cfg = validate(cfg)
-        metrics = run_job(cfg, run_dir)  # trains here, or in ranks it launches, or plans
+        metrics = run_job(cfg, run_dir)  # trains here, or in the ranks it launches
     except ArchlabError as error:
         _discard_unstarted(run_dir)
         exit_with("archlab-train", error)
