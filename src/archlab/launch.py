@@ -149,7 +149,7 @@ def _hydra_node() -> DictConfig | None:
 
 
 def run_job(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """What one Hydra job does: check the machine, then launch ranks or train here."""
+    """What one Hydra job does: plan, or check the machine, then launch ranks or train here."""
     from archlab.runrecord import METRICS_FILE
     from archlab.strategies import check_environment
     from archlab.train import train
