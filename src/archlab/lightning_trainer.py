@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import (
     Callback,
     EarlyStopping,
@@ -23,6 +23,7 @@ from archlab.preemption import LastCheckpoint
 from archlab.resume import LAST_CHECKPOINT
 from archlab.rng_state import RNGStateCallback
 from archlab.search import trial_pruning
+from archlab.strategies import trainer_arguments
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -87,7 +88,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None = None
     """`resume_step`: the global step of the checkpoint this fit continues from, if any."""
     logger = build_logger(cfg, run_dir, resume_step)
     return pl.Trainer(
-        **OmegaConf.to_container(cfg.trainer),
+        **trainer_arguments(cfg.trainer),
         logger=logger,
         callbacks=build_callbacks(cfg, run_dir, has_logger=bool(logger)),
         enable_checkpointing=not cfg.trainer.fast_dev_run,

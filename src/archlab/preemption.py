@@ -59,9 +59,14 @@ class LastCheckpoint(Callback):
         self._previous.clear()
 
     def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
-        if self.received is not None:
+        stop = self.received is not None
+        if trainer.world_size > 1:
+            # Every rank must stop at the same batch (saving is collective): stop when any
+            # rank was signalled. One tiny all-reduce per step, only in multi-process runs.
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
             trainer.save_checkpoint(self.checkpoint)
-            raise Preempted(self.received, trainer.global_step, self.checkpoint)
+            raise Preempted(self.received or signal.SIGTERM, trainer.global_step, self.checkpoint)
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
             trainer.save_checkpoint(self.checkpoint)
 

@@ -95,15 +95,16 @@ def _with_search_space(overrides: list[str], hydra_overrides: list[str]) -> list
     return [*overrides, *_first_of_each_sweep(space)] if space else overrides
 
 
-def preflight(argv: Sequence[str]) -> None:
-    """Check the overrides of a run or a sweep (its first job) before Hydra starts."""
+def preflight(argv: Sequence[str]) -> DictConfig | None:
+    """Check the overrides of a run or a sweep (its first job) before Hydra starts; returns
+    that validated config (None where there is no run to check)."""
     overrides, hydra_overrides = [], []
     is_sweep = False
     args = iter(argv)
     for arg in args:
         is_sweep = is_sweep or arg in ("-m", "--multirun")
         if arg.split("=", 1)[0] in _NO_CHECK:
-            return
+            return None
         if arg in _TAKES_VALUE:
             next(args, None)
         elif arg.lstrip("+~").startswith(("hydra.", "hydra/")):
@@ -113,4 +114,4 @@ def preflight(argv: Sequence[str]) -> None:
     first = _first_of_each_sweep(overrides)
     if is_sweep:
         first = _with_search_space(first, hydra_overrides)
-    validate(compose_config("train", first))
+    return validate(compose_config("train", first))

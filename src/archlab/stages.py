@@ -101,7 +101,7 @@ def _write_summary(run_dir: Path, finetune_dir: Path, pretrain_dir: Path | None)
 
 def run_stages(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     """Run `cfg`: one run, one stage alone (`stage=`), or the pipeline of `stages`."""
-    from archlab.train import train
+    from archlab.launch import run_job as train  # trains here, or in the ranks it launches
 
     if cfg.stage or not cfg.stages:
         return train(stage_config(cfg, cfg.stage), run_dir)

@@ -43,6 +43,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         return scalar_metrics(recorded)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, task = build_run(cfg, hparams)
+    if cfg.compile:
+        task.model.compile()  # in place: checkpoints keep the plain parameter names
     resume_step = prior.global_step if prior.checkpoint else None
     trainer = build_trainer(cfg, run_dir, resume_step)
     if trainer.is_global_zero:
@@ -115,11 +117,17 @@ def main() -> None:
     import hydra
 
     from archlab.resume import run_id, sweep_id
+    from archlab.slurm import register_resolvers
 
     OmegaConf.register_new_resolver("archlab_run_id", run_id, replace=True)
     OmegaConf.register_new_resolver("archlab_sweep_id", sweep_id, replace=True)
+    register_resolvers()  # the SLURM job shape (conf/hydra/launcher/slurm.yaml)
     try:
-        preflight(sys.argv[1:])
+        cfg = preflight(sys.argv[1:])
+        if cfg is not None and cfg.plan:  # plan=true: before Hydra makes a run directory
+            from archlab.plan import print_plan
+
+            return print_plan(cfg)
     except ArchlabError as error:
         exit_with("archlab-train", error)
     hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_run)()

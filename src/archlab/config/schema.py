@@ -213,12 +213,35 @@ class FinetuneConfig:
 
 # ---------------------------------------------------------------- trainer, logging, callbacks
 @dataclass
+class FSDPConfig:
+    """`trainer.strategy=fsdp` only."""
+
+    sharding_strategy: str = choice("FULL_SHARD", "SHARD_GRAD_OP", "HYBRID_SHARD", "NO_SHARD")
+    auto_wrap_blocks: bool = True
+    activation_checkpointing: bool = False
+    cpu_offload: bool = False
+    state_dict_type: str = choice("full", "sharded")
+
+
+@dataclass
+class DeepSpeedConfig:
+    """`trainer.strategy=deepspeed` only."""
+
+    stage: int = choice(2, 1, 3)
+    offload_optimizer: bool = False
+    offload_parameters: bool = False
+
+
+@dataclass
 class TrainerConfig:
-    accelerator: str = "auto"
+    accelerator: str = choice("auto", "cpu", "gpu", "cuda", "mps")
     devices: Any = 1
     num_nodes: int = positive(1)
-    strategy: str = "auto"
-    precision: str = "32-true"
+    strategy: str = choice("auto", "ddp", "ddp_spawn", "fsdp", "deepspeed")
+    precision: str = choice("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true")
+    sync_batchnorm: bool = False
+    fsdp: FSDPConfig = field(default_factory=FSDPConfig)
+    deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
     max_epochs: int = bounded(10, ge=-1)
     max_steps: int = bounded(-1, ge=-1)
     max_time: str | None = None
@@ -293,3 +316,6 @@ class TrainConfig:
     stage: str | None = None
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    compile: bool = False
+    plan: bool = False
+    plan_memory_gb: float | None = bounded(None, gt=0)

@@ -12,6 +12,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from archlab.config.pipeline import check_pipeline
 from archlab.config.schema import DATA, MODELS, TASKS, TrainConfig
 from archlab.errors import ConfigError
+from archlab.strategies import check_combination
 
 # Sections whose schema depends on a selector key inside them.
 _SELECTED = {"model": ("name", MODELS), "data": ("modality", DATA), "task": ("name", TASKS)}
@@ -83,6 +84,7 @@ def _check_values(section: str, schema: Any, node: DictConfig) -> None:
 
 def _check_combinations(cfg: DictConfig) -> None:
     """Rules that span several keys."""
+    check_combination(cfg.trainer)
     data = cfg.data
     if data.modality == "text" and data.tokenizer == "bpe" and data.vocab_size < 258:
         raise ConfigError(

@@ -17,7 +17,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    SequentialSampler,
+)
 
 # 2**64 / golden ratio: spreads epochs far apart in seed space, so that (seed, epoch + 1) does
 # not replay (seed + 1, epoch) as `seed + epoch` would.
@@ -63,9 +69,40 @@ class EpochShuffle(RandomSampler):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        seed = (self.seed + self.epoch * _EPOCH_STRIDE) % 2**64
-        generator = torch.Generator().manual_seed(seed)
-        return iter(torch.randperm(len(self.data_source), generator=generator).tolist())
+        return iter(_epoch_order(len(self.data_source), self.seed, self.epoch))
+
+
+def _epoch_order(size: int, seed: int, epoch: int) -> list[int]:
+    generator = torch.Generator().manual_seed((seed + epoch * _EPOCH_STRIDE) % 2**64)
+    return torch.randperm(size, generator=generator).tolist()
+
+
+class DistributedEpochShuffle(DistributedSampler):
+    """`EpochShuffle`'s order dealt round-robin to the processes of a DDP run.
+
+    Rank r takes positions r, r + W, r + 2W ... of the single-process order, so with a
+    per-process batch of B / W the W batches of step k together hold exactly the single-process
+    batch k of size B: the same experiment at the same global batch sees the same examples at
+    every step on 1 or W processes. As `DistributedSampler` (which Lightning leaves in place),
+    the order's tail is padded with its head so that every rank gets as many samples.
+    """
+
+    def __init__(self, dataset: Sized, seed: int, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+
+    def __iter__(self) -> Iterator[int]:
+        order = _epoch_order(len(self.dataset), self.seed, self.epoch)
+        order += order[: self.total_size - len(order)]
+        return iter(order[self.rank : self.total_size : self.num_replicas])
+
+
+def _process_group() -> tuple[int, int] | None:
+    """(world size, rank) inside a multi-process run, else None."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_world_size(), dist.get_rank()
+    return None
 
 
 class _SequentialEpochs(SequentialSampler):
@@ -149,15 +186,34 @@ def tensor_loader(
     (default: `torch.initial_seed()`, i.e. the seed given to `seed_everything`). Every loader
     gets its own generator: a DataLoader without one draws its workers' base seed from the
     global RNG on each `iter()`, which would shift the dropout masks of a resumed run.
+
+    In a multi-process run the samplers are distributed ones that Lightning keeps: training
+    deals the single-process order to the ranks (`DistributedEpochShuffle`); evaluation
+    splits the examples without padding, so val/test metrics (summed across processes by
+    torchmetrics) count every example exactly once. Batches are pinned once CUDA is in use,
+    so Lightning's non-blocking copies to the GPU overlap with compute.
     """
+    import torch.cuda
+
     dataset = TensorBatches(*tensors)
     common = {
         "batch_size": batch_size,
         "drop_last": drop_last,
         "collate_fn": _as_is,
         "generator": torch.Generator(),
+        "pin_memory": torch.cuda.is_available() and torch.cuda.is_initialized(),
     }
+    group = _process_group()
     if not shuffle:
+        if group:
+            from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+
+            world, rank = group
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=world, rank=rank, shuffle=False
+            )
+            return DataLoader(dataset, sampler=sampler, **common)
         return DataLoader(dataset, **common)
     seed = torch.initial_seed() if seed is None else seed
-    return ResumableLoader(dataset, sampler=EpochShuffle(dataset, seed), **common)
+    sampler = DistributedEpochShuffle(dataset, seed, *group) if group else None
+    return ResumableLoader(dataset, sampler=sampler or EpochShuffle(dataset, seed), **common)

@@ -107,7 +107,15 @@ class ClassificationTask(pl.LightningModule):
         # Re-validating the best checkpoint after fit must not add points to the curves.
         to_logger = self.logger is not None and self.trainer.state.fn != TrainerFn.VALIDATING
         loss = F.cross_entropy(logits, y)
-        self.log(f"{split}/loss", loss, batch_size=len(y), logger=to_logger, prog_bar=True)
+        # sync_dist: the mean over every process's examples under DDP (a no-op on one).
+        self.log(
+            f"{split}/loss",
+            loss,
+            batch_size=len(y),
+            logger=to_logger,
+            prog_bar=True,
+            sync_dist=True,
+        )
         metrics = self.val_metrics if split == "val" else self.test_metrics
         metrics.update(logits, y)
         self.log_dict(metrics, batch_size=len(y), logger=to_logger, prog_bar=split == "val")
