@@ -201,6 +201,21 @@ def test_ranks_started_by_srun_train_as_one_job(tmp_path: Path) -> None:
     assert record["global_step"] == 8
 
 
+@pytest.mark.slow
+def test_ranks_started_by_an_outer_torchrun_train_as_one_job(tmp_path: Path) -> None:
+    """What every machine of a torchrun --nnodes job runs: the ordinary command as a rank."""
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "archlab.train",
+        *DDP_CPU, *EXACT, STEPS, f"hydra.run.dir={run_dir}", *QUIET,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert output.count("MEMBER: ") == 2  # the two ranks, and no nested launch of more
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == 8
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

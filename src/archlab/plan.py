@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from archlab.strategies import processes_per_node
+from archlab.strategies import SHARDED, processes_per_node
 
 GB = 1024**3
 _HEADROOM = 0.9  # share of a device's memory a run may plan to use (fragmentation, buffers)
@@ -130,14 +130,16 @@ def state_bytes(params: int, cfg: DictConfig) -> dict[str, float]:
     return parts
 
 
-def device_memory(cfg: DictConfig) -> tuple[float, str]:
-    """Bytes one process may use, and where that figure comes from."""
+def device_memory(cfg: DictConfig) -> tuple[float | None, str]:
+    """Bytes one process may use (None: unknown here), and where that figure comes from."""
     if cfg.plan_memory_gb is not None:
         return cfg.plan_memory_gb * GB, "plan_memory_gb"
     on_gpu = cfg.trainer.accelerator != "cpu" and torch.cuda.is_available()
     if on_gpu:
         props = torch.cuda.get_device_properties(0)
         return float(props.total_memory), props.name
+    if cfg.trainer.accelerator in ("gpu", "cuda") or cfg.trainer.strategy in SHARDED:
+        return None, "no GPU here: set plan_memory_gb=<the target GPU's memory in GB>"
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     per_node, _ = _world(cfg.trainer)
     return ram / per_node, f"this machine's RAM shared by {per_node} process(es)"
@@ -148,7 +150,7 @@ def _gb(n: float) -> str:
 
 
 def plan_report(cfg: DictConfig) -> tuple[str, bool]:
-    """The plan as text, and whether the run fits."""
+    """The plan as text, and whether the run fits (True where the device is unknown)."""
     from archlab.data import build_datamodule
     from archlab.models import build_classifier
 
@@ -170,7 +172,7 @@ def plan_report(cfg: DictConfig) -> tuple[str, bool]:
         parts["CUDA context"] = _CUDA_CONTEXT
     total = sum(parts.values())
     available, source = device_memory(cfg)
-    fits = total <= _HEADROOM * available
+    fits = available is None or total <= _HEADROOM * available
     per_node, world = _world(trainer)
     lines = [
         f"plan: {cfg.model.name} on {cfg.data.modality} ({cfg.data.source}), "
@@ -182,8 +184,11 @@ def plan_report(cfg: DictConfig) -> tuple[str, bool]:
         "  memory per device (estimate):",
         *(f"    {name:<22}{_gb(size)}" for name, size in parts.items()),
         f"    {'total':<22}{_gb(total)}",
-        f"  available: {_gb(available).strip()} ({source})",
     ]
+    if available is None:
+        lines.append(f"  available: unknown ({source})")
+        return "\n".join(lines), fits
+    lines.append(f"  available: {_gb(available).strip()} ({source})")
     if fits:
         lines.append(f"  fits: {total / available:.1%} of the device's memory")
     else:
