@@ -80,12 +80,12 @@ class _Snapshots(pl.Callback):
         self.head.append(torch.cat([p.detach().flatten() for p in module.model.head.parameters()]))
 
 
-def _fit(task: pl.LightningModule, datamodule: pl.LightningDataModule, epochs: int):
+def _fit(task: pl.LightningModule, datamodule: pl.LightningDataModule, epochs: int, root: Path):
     snapshots = _Snapshots()
     trainer = pl.Trainer(
-        max_epochs=epochs, limit_train_batches=5, limit_val_batches=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[snapshots],
+        default_root_dir=root, max_epochs=epochs, limit_train_batches=5, limit_val_batches=1,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[snapshots],
     )  # fmt: skip
     trainer.fit(task, datamodule=datamodule)
     return trainer, snapshots
@@ -95,31 +95,33 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_freezing_stops_backbone_updates_for_the_configured_epochs(pretrained: Path) -> None:
+def test_freezing_stops_backbone_updates_for_the_configured_epochs(
+    pretrained: Path, tmp_path: Path
+) -> None:
     _, datamodule, task = _finetune(pretrained, "finetune.freeze_epochs=2")
     start = {k: v.clone() for k, v in task.model.backbone.state_dict().items()}
-    _, snap = _fit(task, datamodule, epochs=3)
+    _, snap = _fit(task, datamodule, epochs=3, root=tmp_path)
     assert _same(snap.backbone[0], start) and _same(snap.backbone[1], start)
     assert any("running_mean" in k for k in start)  # batch-norm statistics stayed too
     assert not _same(snap.backbone[2], start)  # unfrozen in the third epoch
     assert not torch.equal(snap.head[0], snap.head[1])  # the head trained meanwhile
 
 
-def test_a_linear_probe_trains_only_the_head(pretrained: Path) -> None:
+def test_a_linear_probe_trains_only_the_head(pretrained: Path, tmp_path: Path) -> None:
     _, datamodule, task = _finetune(pretrained, "finetune=linear_probe")
     start = {k: v.clone() for k, v in task.model.backbone.state_dict().items()}
-    trainer, snap = _fit(task, datamodule, epochs=2)
+    trainer, snap = _fit(task, datamodule, epochs=2, root=tmp_path)
     assert _same(snap.backbone[-1], start)
     head = {id(p) for p in task.model.head.parameters()}
     optimised = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
     assert optimised == head
 
 
-def test_learning_rates_follow_lr_mult_and_layer_decay(pretrained: Path) -> None:
+def test_learning_rates_follow_lr_mult_and_layer_decay(pretrained: Path, tmp_path: Path) -> None:
     _, datamodule, task = _finetune(
         pretrained, "finetune.lr_mult=0.5", "finetune.layer_decay=0.5", "task.optimizer.lr=0.01"
     )
-    trainer, _ = _fit(task, datamodule, epochs=1)
+    trainer, _ = _fit(task, datamodule, epochs=1, root=tmp_path)
     lr_of = {
         id(p): group["initial_lr"]
         for group in trainer.optimizers[0].param_groups

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -70,7 +71,14 @@ def pretrain_key(cfg: DictConfig) -> str:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` (created if needed); released when the process dies."""
+    """An exclusive lock on `path` (created if needed); released when the process dies.
+
+    Only the launching process locks: the other ranks of a distributed fit (started while the
+    launcher holds the lock) must join it, not wait for it.
+    """
+    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+        yield
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -109,7 +109,7 @@ def check_pipeline(cfg: DictConfig, merge: Any, check_values: Any) -> None:
             f"finetune.init_from applies to task=classify (now task={cfg.task.name})."
         )
     active = tuning.freeze_epochs or tuning.linear_probe or tuning.lr_mult != 1.0
-    if (active or tuning.layer_decay != 1.0) and not (tuning.init_from or "finetune" in stages):
+    if (active or tuning.layer_decay != 1.0) and not (tuning.init_from or "finetune" in cfg.stages):
         raise ConfigError(
             "finetune.freeze_epochs / linear_probe / lr_mult / layer_decay act on pretrained "
             "weights: set finetune.init_from=<run dir or .ckpt> or stages=[pretrain,finetune]."
