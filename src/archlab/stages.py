@@ -107,12 +107,14 @@ def _write_summary(run_dir: Path, finetune_dir: Path, pretrain_dir: Path | None)
     write_json_atomic(run_dir / METRICS_FILE, record)
 
 
-def run_stages(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """Run `cfg`: one run, one stage alone (`stage=`), or the pipeline of `stages`."""
+def run_stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, float], str]:
+    """Run `cfg`: one run, one stage alone (`stage=`), or the pipeline of `stages`. Returns the
+    last stage's final metrics and the name of the one its checkpoint was chosen by."""
     from archlab.launch import run_job as train  # trains here, or in the ranks it launches
 
     if cfg.stage or not cfg.stages:
-        return train(stage_config(cfg, cfg.stage), run_dir)
+        single = stage_config(cfg, cfg.stage)
+        return train(single, run_dir), single.callbacks.checkpoint.monitor
     pretrain_dir = None
     if "pretrain" in cfg.stages:
         pretrain_cfg = stage_config(cfg, "pretrain")
@@ -120,8 +122,9 @@ def run_stages(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         with _locked(pretrain_dir.with_name(pretrain_dir.name + ".lock")):
             metrics = train(pretrain_cfg, pretrain_dir)
         if "finetune" not in cfg.stages:
-            return metrics
+            return metrics, pretrain_cfg.callbacks.checkpoint.monitor
+    finetune_cfg = stage_config(cfg, "finetune", pretrain_dir)
     finetune_dir = run_dir / "finetune"
-    metrics = train(stage_config(cfg, "finetune", pretrain_dir), finetune_dir)
+    metrics = train(finetune_cfg, finetune_dir)
     _write_summary(run_dir, finetune_dir, pretrain_dir)
-    return metrics
+    return metrics, finetune_cfg.callbacks.checkpoint.monitor

@@ -57,7 +57,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     trainer.validate(task, datamodule, ckpt_path=best, verbose=False, weights_only=True)
     results = dict(trainer.callback_metrics)
     if cfg.test_after_fit:
-        results |= trainer.test(task, datamodule, ckpt_path=best, weights_only=True)[0]
+        trainer.test(task, datamodule, ckpt_path=best, weights_only=True)
+        # Not test()'s return value: it holds only what went to a logger (none with logger=none).
+        results |= dict(trainer.callback_metrics)
     metrics = scalar_metrics(results)
     if trainer.is_global_zero:
         record = {
@@ -97,7 +99,7 @@ def _run(cfg: DictConfig) -> float | None:
         workers = concurrent_jobs() if sweep else 1
         if cfg.num_threads or workers > 1:
             set_threads(cfg.num_threads, workers)
-        metrics = run_stages(cfg, run_dir)
+        metrics, monitor = run_stages(cfg, run_dir)
     except Preempted as stop:
         print(f"archlab-train: {stop}", file=sys.stderr)
         raise SystemExit(stop.exit_status) from None
@@ -110,7 +112,7 @@ def _run(cfg: DictConfig) -> float | None:
             raise
         _discard_unstarted(run_dir)
         exit_with("archlab-train", error)
-    return metrics.get(cfg.callbacks.checkpoint.monitor)
+    return metrics.get(monitor)  # what a sweeper optimises
 
 
 def main() -> None:
