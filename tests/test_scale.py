@@ -333,7 +333,7 @@ def _compose(*overrides: str, hydra: bool = True):
     from omegaconf import OmegaConf
 
     from archlab.paths import config_dir
-    from archlab.resume import run_id
+    from archlab.run_names import run_id
     from archlab.slurm import register_resolvers
 
     OmegaConf.register_new_resolver("archlab_run_id", run_id, replace=True)

@@ -6,6 +6,7 @@ Pure matplotlib on the Agg canvas (no display, thread-safe); callers log the ret
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -38,14 +39,19 @@ def _caption(true: str, predicted: str) -> str:
     return f"{true} ✓" if true == predicted else f"{true} → {predicted} ✗"
 
 
+def _panels(count: int, size: tuple[float, float]) -> tuple[Figure, list[Any]]:
+    """A figure of `count` panels, four to a row, each `size` inches."""
+    columns = min(4, count)
+    rows = -(-count // columns)
+    fig = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, [fig.add_subplot(rows, columns, i + 1) for i in range(count)]
+
+
 def image_grid(images: np.ndarray, true: Sequence[str], predicted: Sequence[str]) -> Figure:
     """(N, C, H, W) images, each titled with its true and predicted class."""
-    columns = min(4, len(images))
-    rows = -(-len(images) // columns)
-    fig = Figure(figsize=(2.2 * columns, 2.4 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    for i, image in enumerate(images):
-        ax = fig.add_subplot(rows, columns, i + 1)
+    fig, axes = _panels(len(images), (2.2, 2.4))
+    for i, (ax, image) in enumerate(zip(axes, images, strict=True)):
         pixels = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
         low, high = float(pixels.min()), float(pixels.max())
         ax.imshow((pixels - low) / (high - low or 1.0), cmap="gray" if pixels.ndim == 2 else None)
@@ -56,12 +62,8 @@ def image_grid(images: np.ndarray, true: Sequence[str], predicted: Sequence[str]
 
 def series_grid(series: np.ndarray, true: Sequence[str], predicted: Sequence[str]) -> Figure:
     """(N, T, F) numeric sequences, one panel each (every feature a line)."""
-    columns = min(4, len(series))
-    rows = -(-len(series) // columns)
-    fig = Figure(figsize=(3.0 * columns, 2.0 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    for i, values in enumerate(series):
-        ax = fig.add_subplot(rows, columns, i + 1)
+    fig, axes = _panels(len(series), (3.0, 2.0))
+    for i, (ax, values) in enumerate(zip(axes, series, strict=True)):
         ax.plot(values, linewidth=1)
         ax.set_title(_caption(true[i], predicted[i]), fontsize=8)
         ax.tick_params(labelsize=6)

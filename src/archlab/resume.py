@@ -1,15 +1,13 @@
 """Re-running a command continues its run: what did an earlier attempt leave in the run dir?
 
-The run directory is a function of the command's overrides (see `run_id`), so the same
-command finds the same directory. A finished run (metrics.json present) is not trained again;
+The run directory is a function of the command's overrides (see `archlab.run_names`), so the
+same command finds the same directory. A finished run (metrics.json present) is not trained again;
 an interrupted one resumes from `checkpoints/last.ckpt`, provided the config that shapes the
 results (model, data, task, seed) is the one the checkpoint was trained with.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,24 +19,6 @@ from archlab.runrecord import METRICS_FILE
 LAST_CHECKPOINT = "last.ckpt"
 # What must match for a checkpoint to continue a run; trainer settings may change (more epochs).
 _RESULT_SECTIONS = ("model", "data", "task", "seed")
-_MAX_NAME = 120
-
-
-def run_id(override_dirname: str) -> str:
-    """A directory name for a command's overrides: readable, filesystem-safe, bounded."""
-    if not override_dirname:
-        return "default"
-    name = re.sub(r"[^\w.,=+\-\[\]]", "_", override_dirname)
-    if len(name) <= _MAX_NAME:
-        return name
-    digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:10]
-    return f"{name[: _MAX_NAME - 11]}-{digest}"
-
-
-def sweep_id(task_overrides: list[str], exclude_keys: list[str]) -> str:
-    """A directory name for a multirun's overrides: the same sweep command finds its sweep."""
-    kept = sorted(o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") not in exclude_keys)
-    return run_id(",".join(kept))
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def _run(cfg: DictConfig) -> float | None:
 def main() -> None:
     import hydra
 
-    from archlab.resume import run_id, sweep_id
+    from archlab.run_names import run_id, sweep_id
     from archlab.slurm import register_resolvers
 
     OmegaConf.register_new_resolver("archlab_run_id", run_id, replace=True)

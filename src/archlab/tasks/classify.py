@@ -18,7 +18,7 @@ from torchmetrics.classification import (
 )
 
 from archlab.errors import ArchlabError
-from archlab.tasks.optim import build_optimizer, build_scheduler
+from archlab.tasks.optim import build_optimizer, per_step_schedule
 
 
 class NonFiniteLossError(ArchlabError):
@@ -143,10 +143,5 @@ class ClassificationTask(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model.named_parameters(), self.task_cfg["optimizer"])
-        scheduler = build_scheduler(
-            optimizer, self.task_cfg["scheduler"], int(self.trainer.estimated_stepping_batches)
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        steps = int(self.trainer.estimated_stepping_batches)
+        return per_step_schedule(optimizer, self.task_cfg, steps)

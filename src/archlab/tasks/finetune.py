@@ -12,7 +12,7 @@ from torch import nn
 
 from archlab.runrecord import write_json_atomic
 from archlab.tasks.classify import ClassificationTask
-from archlab.tasks.optim import build_scheduler, make_optimizer
+from archlab.tasks.optim import make_optimizer, per_step_schedule
 from archlab.transfer import PRETRAINED_PARTS, TransferReport
 
 TRANSFER_FILE = "transfer.json"
@@ -114,11 +114,5 @@ class FinetuneTask(ClassificationTask):
             }
             for (scale, decays), params in buckets.items()
         ]
-        optimizer = make_optimizer(groups, opt)
-        scheduler = build_scheduler(
-            optimizer, self.task_cfg["scheduler"], int(self.trainer.estimated_stepping_batches)
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        steps = int(self.trainer.estimated_stepping_batches)
+        return per_step_schedule(make_optimizer(groups, opt), self.task_cfg, steps)

@@ -57,3 +57,12 @@ def build_scheduler(
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def per_step_schedule(
+    optimizer: torch.optim.Optimizer, task_cfg: Mapping[str, Any], total_steps: int
+) -> dict[str, Any]:
+    """What a task's `configure_optimizers` returns: `optimizer` with the task's learning-rate
+    schedule, stepped after every optimizer step."""
+    scheduler = build_scheduler(optimizer, task_cfg["scheduler"], total_steps)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -13,7 +13,7 @@ from torch import nn
 from archlab.models.spec import InputSpec, TextSpec
 from archlab.tasks import objectives
 from archlab.tasks.classify import ClassificationTask
-from archlab.tasks.optim import build_optimizer, build_scheduler
+from archlab.tasks.optim import build_optimizer, per_step_schedule
 
 
 class PretrainTask(pl.LightningModule):
@@ -82,10 +82,5 @@ class PretrainTask(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = build_optimizer(self.model.named_parameters(), self.task_cfg["optimizer"])
-        scheduler = build_scheduler(
-            optimizer, self.task_cfg["scheduler"], int(self.trainer.estimated_stepping_batches)
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        steps = int(self.trainer.estimated_stepping_batches)
+        return per_step_schedule(optimizer, self.task_cfg, steps)
