@@ -241,6 +241,7 @@ def test_an_interrupted_optuna_search_continues_where_it_stopped(tmp_path: Path)
     assert summary.count("| ok |") == 3
 
 
+@pytest.mark.slow
 def test_an_optuna_search_prunes_trials_that_trail(tmp_path: Path) -> None:
     result = _sweep(
         tmp_path, "hparams_search=image", "hydra.sweeper.n_trials=6",
