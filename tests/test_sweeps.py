@@ -89,7 +89,7 @@ def _hparams(job_dir: Path) -> tuple[dict, set[str]]:
 
 
 # ---------------------------------------------------------------- grids
-@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+@pytest.mark.parametrize("launcher", [pytest.param("basic", marks=pytest.mark.slow), "joblib"])
 def test_a_2x2_grid_runs_every_job_and_reports_it(tmp_path: Path, launcher: str) -> None:
     extra = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
     result = _sweep(tmp_path, "model=cnn,rnn", "data=image,sequence", *TINY, *extra)
@@ -153,6 +153,7 @@ def test_a_failing_job_is_recorded_and_the_others_finish(tmp_path: Path) -> None
     assert "loss became nan" in summary
 
 
+@pytest.mark.slow
 def test_a_killed_grid_sweep_rerun_skips_finished_jobs(tmp_path: Path) -> None:
     overrides = ("model=cnn,rnn", "trainer.max_epochs=3", *QUIET)
     process = _start(tmp_path, *overrides)
