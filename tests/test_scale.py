@@ -132,10 +132,11 @@ def test_ddp_inside_a_multirun_launches_each_job_once(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert output.count("Launching 2 jobs locally") == 1, output[-4000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["0", "1"]
+    # One directory per job (named after its overrides), nothing else.
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [job.name.split(",")[0] for job in jobs] == ["seed=1", "seed=2"]
     for job in jobs:
-        assert "test/acc" in json.loads((sweep / job / "metrics.json").read_text())
+        assert "test/acc" in json.loads((job / "metrics.json").read_text())
 
 
 @pytest.mark.slow
@@ -232,7 +233,8 @@ def test_submitit_local_launcher_runs_a_job(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Submitit 'local' sweep output dir" in result.stdout + result.stderr
-    assert "test/acc" in json.loads((sweep / "0" / "metrics.json").read_text())
+    (job,) = (p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert "test/acc" in json.loads((job / "metrics.json").read_text())
     assert any((sweep / ".submitit").rglob("*_result.pkl"))  # submitit's own job record
 
 

@@ -65,10 +65,11 @@ class PredictionDashboards(Callback):
             writer.add_figure(f"confusion/{split}", figure, step)
         if not examples:
             return
-        inputs = torch.stack([x for x, _, _ in examples]).numpy()
+        modality = datamodule.cfg["modality"]
+        inputs = torch.stack([x for x, _, _ in examples])
+        inputs = inputs.numpy() if modality == "text" else inputs.float().numpy()
         true = [classes[t] for _, t, _ in examples]
         predicted = [classes[p] for _, _, p in examples]
-        modality = datamodule.cfg["modality"]
         if modality == "image":
             figure = figures.image_grid(inputs, true, predicted)
             writer.add_figure(f"examples/{split}", figure, step)
