@@ -276,3 +276,18 @@ def test_a_bad_search_space_is_refused_before_any_trial(
     assert line.startswith("archlab-train: error: ")
     assert all(name in line for name in named)
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+def test_an_optuna_search_runs_trials_in_parallel_with_joblib(tmp_path: Path) -> None:
+    result = _sweep(
+        tmp_path, "hparams_search=image", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=4", "hydra.sweeper.pruner=none",
+        "trainer.max_epochs=2", "trainer.limit_train_batches=3", *QUIET,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("is launching 2 jobs") == 2
+    trials = _study(_sweep_dir(tmp_path)).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert all(len(t.intermediate_values) == 2 for t in trials)
+    assert len(_jobs(_sweep_dir(tmp_path))) == 4
