@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from archlab.config.validate import validate
 from archlab.data import build_datamodule
 from archlab.data.batches import RestoreLoaderPosition, ResumableLoader, tensor_loader
 from archlab.models import build_classifier
+from archlab.preemption import LastCheckpoint, Preempted
 from archlab.preflight import compose_config
 from archlab.rng_state import RNG_KEY, RNGStateCallback
 from archlab.tasks.classify import ClassificationTask
@@ -247,3 +249,40 @@ def test_a_loader_state_continues_with_exactly_the_remaining_batches_of_its_epoc
     later.load_state_dict(state)
     later.sampler.set_epoch(3)
     assert len(list(later)) == 6, "a position in epoch 2 does not cut epoch 3 short"
+
+
+class SignalDuring(Callback):
+    """Sends this process SIGTERM while the batch of `step` trains, as a scheduler would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+class Validations(Callback):
+    """The epochs whose validation ran (not the sanity check)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, _: Any) -> None:
+        if not trainer.sanity_checking:
+            self.epochs.append(trainer.current_epoch)
+
+
+@pytest.mark.parametrize(
+    "step", [BATCHES + 3, 2 * BATCHES - 1], ids=["mid-epoch", "an epoch's last batch"]
+)
+def test_a_signal_stops_the_fit_and_the_resumed_fit_validates_every_epoch_once(
+    tmp_path: Path, step: int
+) -> None:
+    last = tmp_path / "signal" / "last.ckpt"
+    first, then = Validations(), Validations()
+    with pytest.raises(Preempted):
+        _fit(tmp_path, 0, callbacks=(LastCheckpoint(last, 0), SignalDuring(step), first))
+    resumed = _fit(tmp_path, 0, ckpt_path=last, callbacks=(LastCheckpoint(last, 0), then))
+    assert resumed.trainer.global_step == EPOCHS * BATCHES
+    assert first.epochs + then.epochs == list(range(EPOCHS))

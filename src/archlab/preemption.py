@@ -1,7 +1,8 @@
 """`last.ckpt` at every epoch end, every n steps, and on SIGTERM (a scheduler's preemption
 notice) or SIGINT (Ctrl-C), so that a crash or a preemption costs at most n steps of work.
 
-A signal only sets a flag; at the end of the current training batch, where the loop state is
+A signal only sets a flag; at the end of the current training batch (or, after an epoch's
+last batch, at the end of that epoch, once it is validated), where the loop state is
 consistent, `last.ckpt` is saved and `Preempted` is raised. Re-running the same command
 resumes from that checkpoint. On SLURM, Lightning's SLURM environment handles SIGUSR1
 (requeue) by itself.
@@ -58,20 +59,34 @@ class LastCheckpoint(Callback):
             signal.signal(sig, handler)
         self._previous.clear()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
+    def _signalled(self, trainer: pl.Trainer) -> bool:
         stop = self.received is not None
         if trainer.world_size > 1:
-            # Every rank must stop at the same batch (saving is collective): stop when any
+            # Every rank must stop at the same point (saving is collective): stop when any
             # rank was signalled. One tiny all-reduce per step, only in multi-process runs.
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if stop:
-            trainer.save_checkpoint(self.checkpoint)
-            raise Preempted(self.received or signal.SIGTERM, trainer.global_step, self.checkpoint)
+        return stop
+
+    def _stop(self, trainer: pl.Trainer) -> None:
+        trainer.save_checkpoint(self.checkpoint)
+        raise Preempted(self.received or signal.SIGTERM, trainer.global_step, self.checkpoint)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._signalled(trainer):
+            # After an epoch's last batch its validation is still to run, and a resumed fit
+            # would skip it: stop at the epoch's end instead (see on_train_epoch_end).
+            if batch_idx + 1 < trainer.num_training_batches:
+                self._stop(trainer)
+            return
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
             trainer.save_checkpoint(self.checkpoint)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After validation (Lightning validates before this hook), so best.ckpt is current.
+        if self._signalled(trainer):
+            self._stop(trainer)
         trainer.save_checkpoint(self.checkpoint)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
