@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from archlab.atomic import write_atomic
 from archlab.errors import ArchlabError, DataError, exit_with
+from archlab.sweep_job import ERROR_FILE
 
 METRIC_PREFIXES = ("val/", "test/")
 MODES = ("max", "min")
@@ -58,7 +59,7 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
 
 def _failure_reason(job_dir: Path) -> str:
     """The most specific explanation a failed job left behind."""
-    error_file = job_dir / "error.txt"
+    error_file = job_dir / ERROR_FILE
     if error_file.is_file():
         lines = error_file.read_text(errors="replace").splitlines()
         if lines and lines[0].strip():
