@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from archlab.config.validate import validate
 from archlab.errors import ConfigError
 from archlab.paths import config_dir
-from archlab.search_space import flatten
+from archlab.search_space import override_lines
 
 _NOT_IN_CONFIG = "Could not override '"
 _MISSING_OPTION = re.compile(r"Could not find '([^']+)/([^'/]+)'")
@@ -91,7 +91,7 @@ def _with_search_space(overrides: list[str], hydra_overrides: list[str]) -> list
     hydra = compose_config("train", [*overrides, *hydra_overrides], with_hydra=True).hydra
     params = OmegaConf.select(hydra, "sweeper.params")
     params = OmegaConf.to_container(params) if isinstance(params, DictConfig) else {}
-    space = [f"{key}={value}" for key, value in flatten(params).items()]
+    space = override_lines(params)
     return [*overrides, *_first_of_each_sweep(space)] if space else overrides
 
 

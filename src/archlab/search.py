@@ -74,22 +74,23 @@ def finished_trials(study: optuna.Study) -> int:
 
 
 def tell_result(
-    sweep_dir: Path, study: optuna.Study, trial: optuna.Trial, ok: bool, value: Any
-) -> TrialState:
-    """Record a finished job: its value, pruned (it stopped itself early), or failed."""
-    # What the job wrote, read past this process's cache of the trial.
-    written = optuna.storages.RDBStorage(storage_url(sweep_dir)).get_trial(trial._trial_id)
-    pruned = written.user_attrs.get(PRUNED_AT) is not None
+    uncached: optuna.storages.RDBStorage,
+    study: optuna.Study,
+    trial: optuna.Trial,
+    ok: bool,
+    value: Any,
+) -> None:
+    """Record a finished job: its value, pruned (it stopped itself early), or failed.
+
+    `uncached`: the study's storage without this process's cache, to read what the job wrote.
+    """
+    pruned = uncached.get_trial(trial._trial_id).user_attrs.get(PRUNED_AT) is not None
     if not ok or value is None or not math.isfinite(float(value)):
-        state = TrialState.FAIL
-        study.tell(trial, state=state)
+        study.tell(trial, state=TrialState.FAIL)
     elif pruned:
-        state = TrialState.PRUNED
-        study.tell(trial, state=state)
+        study.tell(trial, state=TrialState.PRUNED)
     else:
-        state = TrialState.COMPLETE
         study.tell(trial, float(value))
-    return state
 
 
 def describe_best(study: optuna.Study) -> str:

@@ -29,6 +29,11 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def override_lines(params: Mapping[str, Any]) -> list[str]:
+    """A search config's `params` as command-line overrides (`key=interval(a, b)` ...)."""
+    return [f"{key}={value}" for key, value in flatten(params).items()]
+
+
 @dataclass(frozen=True)
 class Dimension:
     """One swept key of the search space."""
@@ -57,7 +62,7 @@ def parse_space(
 ) -> tuple[list[Dimension], list[str]]:
     """The swept dimensions and the fixed overrides of `params` (the search config) and the
     command line's `arguments` (`key=a,b` sweeps too; the command line wins)."""
-    lines = [f"{k}={v}" for k, v in flatten(params).items()] + list(arguments)
+    lines = override_lines(params) + list(arguments)
     try:
         parsed: list[Override] = OverridesParser.create().parse_overrides(lines)
     except Exception as error:  # Hydra's parser raises its own error types

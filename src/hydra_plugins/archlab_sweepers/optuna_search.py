@@ -41,6 +41,8 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        import optuna
+
         from archlab import search
         from archlab.errors import ArchlabError
         from archlab.report import finish_sweep
@@ -58,6 +60,7 @@ class OptunaSweeper(Sweeper):
         study = search.open_study(
             sweep_dir, direction="maximize" if mode == "max" else "minimize", **self.settings
         )
+        uncached = optuna.storages.RDBStorage(search.storage_url(sweep_dir))
         if requeued := search.requeue_interrupted(study):
             print(f"archlab-train: continuing the search; {requeued} interrupted trial(s) rerun")
         results: list[JobReturn] = []
@@ -70,7 +73,7 @@ class OptunaSweeper(Sweeper):
             )
             for trial, job in zip(trials, returns, strict=True):
                 ok = job.status is JobStatus.COMPLETED
-                search.tell_result(sweep_dir, study, trial, ok, job.return_value if ok else None)
+                search.tell_result(uncached, study, trial, ok, job.return_value if ok else None)
             results += returns
         print(search.describe_best(study))
         finish_sweep(sweep_dir, failed_jobs(results), len(results))
