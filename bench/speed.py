@@ -58,14 +58,14 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.data import build_datamodule
 from archlab.data.base import ArrayDataModule
-from archlab.lightning_trainer import build_trainer
 from archlab.models import build_classifier
-from archlab.preflight import compose_config
+from archlab.run.trainer import build_trainer
 from archlab.tasks.classify import ClassificationTask
-from archlab.tasks.optim import build_optimizer, build_scheduler
+from archlab.tasks.optim import build_scheduler, make_optimizer, param_groups
 
 REPO = Path(__file__).resolve().parents[1]
 # (model, data, epochs per run, runs per side). 20 epochs is the default, so the whole-fit time
@@ -227,7 +227,9 @@ def plain_run(cfg: DictConfig, dm: ArrayDataModule) -> Run:
     data = dm.tensors["train"]
     batch_size, epochs = cfg.data.batch_size, cfg.trainer.max_epochs
     steps = steps_per_epoch(cfg, len(data[1]))
-    optimizer = build_optimizer(model.named_parameters(), cfg.task.optimizer)
+    optimizer = make_optimizer(
+        param_groups(model.named_parameters(), cfg.task.optimizer), cfg.task.optimizer
+    )
     scheduler = build_scheduler(optimizer, cfg.task.scheduler, epochs * steps)
     label_smoothing = cfg.task.label_smoothing
     times, acc = [], 0.0

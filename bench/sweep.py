@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from archlab.threads import available_cores
+from archlab.sweeps.threads import available_cores
 
 GRID = ("model=cnn,rnn", "data=image,sequence")
 QUIET = ("trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")

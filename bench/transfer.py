@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
-from archlab.preflight import compose_config
-from archlab.stages import run_stages
+from archlab.run.stages import run_stages
 
 MODALITIES = ("text", "sequence", "image")
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]

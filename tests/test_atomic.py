@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from archlab.checkpoint_io import AtomicCheckpointIO
-from archlab.runrecord import write_json_atomic
+from archlab.checkpointing.atomic_io import AtomicCheckpointIO
+from archlab.records.run_record import write_json_atomic
 
 
 def test_a_crash_during_a_checkpoint_save_keeps_the_previous_checkpoint(

@@ -226,7 +226,7 @@ def test_hydra_run_dir_is_honoured_relative_to_the_working_directory(finished_ru
 
 
 def _evaluate(*args: str) -> dict:
-    result = run_cli("archlab.evaluate", *args)
+    result = run_cli("archlab.cli.evaluate", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)  # stdout is the JSON alone, ready for a pipe
 
@@ -267,7 +267,7 @@ def test_eval_split_val_reproduces_the_val_metrics(finished_run: Path) -> None:
 
 def test_eval_of_a_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "no_such_run"
-    result = run_cli("archlab.evaluate", str(missing))
+    result = run_cli("archlab.cli.evaluate", str(missing))
     _assert_user_error(result, "archlab-eval", (str(missing),))
 
 
@@ -284,7 +284,7 @@ def test_eval_of_a_corrupt_checkpoint_is_a_clear_error(
     # The premise: torch itself cannot load it.
     with pytest.raises((pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError)):
         torch.load(ckpt, weights_only=True)
-    result = run_cli("archlab.evaluate", str(ckpt))
+    result = run_cli("archlab.cli.evaluate", str(ckpt))
     _assert_user_error(result, "archlab-eval", (str(ckpt),))
 
 

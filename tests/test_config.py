@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
+from archlab.config.paths import config_dir
+from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.errors import ConfigError
-from archlab.paths import config_dir
-from archlab.preflight import compose_config
 
 CONF = config_dir()
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.data import build_datamodule
 from archlab.data.batches import TensorBatches
 from archlab.errors import ConfigError, DataError
 from archlab.models import ImageSpec, SequenceSpec, TextSpec
-from archlab.preflight import compose_config
 
 
 def _datamodule(*overrides: str):

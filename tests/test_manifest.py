@@ -162,7 +162,7 @@ def test_packages_from_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_collecting_versions_imports_nothing() -> None:
     """Versions come from metadata: asking for them must not import the packages."""
     code = (
-        "import sys; from archlab.manifest import package_versions; package_versions(); "
+        "import sys; from archlab.records.manifest import package_versions; package_versions(); "
         "heavy = {'torch', 'pytorch_lightning', 'sklearn', 'tensorboard', 'numpy', 'PIL'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )

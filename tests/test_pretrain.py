@@ -13,14 +13,15 @@ import pytest
 import torch
 from conftest import run_cli
 
+from archlab.config.job import JobContext
 from archlab.config.pipeline import fitting_objectives
+from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.errors import ConfigError
 from archlab.models.pretrain import build_pretrainer
 from archlab.models.spec import ImageSpec, SequenceSpec, TextSpec
-from archlab.preflight import compose_config
-from archlab.stages import stage_config
-from archlab.train import train
+from archlab.run.fit import fit
+from archlab.run.stages import stage_config
 
 TINY = {
     "cnn": ["model.channels=[8,8]", "model.embed_dim=16"],
@@ -76,7 +77,7 @@ def test_each_objective_trains_on_each_modality_it_fits(
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
         "task.scheduler.warmup_steps=0",
     )  # fmt: skip
-    metrics = train(cfg, tmp_path)
+    metrics = fit(cfg, tmp_path, JobContext(tmp_path))
     assert set(metrics) >= {"val/loss", "test/loss"}
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
     record = json.loads((tmp_path / "metrics.json").read_text())
@@ -100,8 +101,12 @@ def test_pretraining_lowers_the_validation_loss(
               *DATA[modality], "data.batch_size=16", "trainer.enable_progress_bar=false",
               "trainer.enable_model_summary=false", "test_after_fit=false",
               "task.scheduler.name=constant", "task.scheduler.warmup_steps=0")  # fmt: skip
-    short = train(_config(*common, "trainer.max_steps=1"), tmp_path / "short")
-    long = train(_config(*common, "trainer.max_epochs=3"), tmp_path / "long")
+    short = fit(
+        _config(*common, "trainer.max_steps=1"), tmp_path / "short", JobContext(tmp_path / "short")
+    )
+    long = fit(
+        _config(*common, "trainer.max_epochs=3"), tmp_path / "long", JobContext(tmp_path / "long")
+    )
     assert long["val/loss"] < 0.95 * short["val/loss"]
 
 

@@ -11,7 +11,7 @@ from conftest import run_cli
 from PIL import Image
 
 from archlab.errors import DataError
-from archlab.report import collect, write_report
+from archlab.records.report import collect, write_report
 
 JOBS = {  # job name -> (overrides, val/acc, val/loss)
     "0": (["model=mlp"], 0.70, 0.9),
@@ -111,7 +111,7 @@ def test_unknown_metric_is_refused(sweep: Path) -> None:
 
 
 def test_cli_prints_table(sweep: Path) -> None:
-    result = run_cli("archlab.report", str(sweep), "--metric", "val/loss", "--mode", "min")
+    result = run_cli("archlab.records.report", str(sweep), "--metric", "val/loss", "--mode", "min")
     assert result.returncode == 0, result.stderr
     assert _table_jobs(result.stdout) == ["1", "2", "0", "10"]
     assert result.stdout == write_report(sweep, "val/loss", "min")
@@ -123,7 +123,7 @@ def test_cli_errors(tmp_path: Path, make: str) -> None:
     if make == "empty":
         target.mkdir()
         (target / "multirun.yaml").write_text("hydra: {}\n")
-    result = run_cli("archlab.report", str(target))
+    result = run_cli("archlab.records.report", str(target))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("archlab-report: error:")

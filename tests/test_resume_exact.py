@@ -19,13 +19,13 @@ from lightning_fabric.utilities.types import _Stateful
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
+from archlab.checkpointing.preemption import LastCheckpoint, Preempted
+from archlab.checkpointing.rng_state import RNG_KEY, RNGStateCallback
+from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.data import build_datamodule
 from archlab.data.batches import RestoreLoaderPosition, ResumableLoader, tensor_loader
 from archlab.models import build_classifier
-from archlab.preemption import LastCheckpoint, Preempted
-from archlab.preflight import compose_config
-from archlab.rng_state import RNG_KEY, RNGStateCallback
 from archlab.tasks.classify import ClassificationTask
 
 # A small CNN with dropout on the bundled digits: 3 epochs x 7 batches of 32.

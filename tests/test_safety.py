@@ -50,7 +50,7 @@ def test_a_checkpoint_whose_pickle_runs_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     hostile = tmp_path / "hostile.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {}, "payload": _RunsCode(marker)}, hostile)
-    _refused(run_cli("archlab.evaluate", str(hostile)), "hostile.ckpt", "refused")
+    _refused(run_cli("archlab.cli.evaluate", str(hostile)), "hostile.ckpt", "refused")
     assert not marker.exists()
 
     run_dir = tmp_path / "run"  # and as the checkpoint a re-run would resume from
@@ -70,7 +70,7 @@ def test_a_checkpoint_whose_config_names_a_callable_is_refused(
     checkpoint["hyper_parameters"]["model"]["command"] = f"touch {marker}"
     crafted = tmp_path / "crafted.ckpt"
     torch.save(checkpoint, crafted)
-    _refused(run_cli("archlab.evaluate", str(crafted)), "model._target_")
+    _refused(run_cli("archlab.cli.evaluate", str(crafted)), "model._target_")
     assert not marker.exists()
 
 
@@ -80,7 +80,7 @@ def test_a_kill_during_a_checkpoint_save_leaves_the_previous_one_loadable(
     path = tmp_path / "last.ckpt"
     writer = (
         "import sys, torch\n"
-        "from archlab.checkpoint_io import AtomicCheckpointIO\n"
+        "from archlab.checkpointing.atomic_io import AtomicCheckpointIO\n"
         "io = AtomicCheckpointIO()\n"
         "for step in range(10**6):\n"
         "    io.save_checkpoint({'step': step, 'w': torch.full((4_000_000,), float(step))},"
@@ -128,4 +128,4 @@ def test_a_checkpoint_of_another_architecture_is_named_with_the_mismatch(
     checkpoint["hyper_parameters"]["model"]["channels"] = [8, 16]  # config and weights disagree
     crafted = tmp_path / "mismatch.ckpt"
     torch.save(checkpoint, crafted)
-    _refused(run_cli("archlab.evaluate", str(crafted)), "mismatch.ckpt", "size mismatch")
+    _refused(run_cli("archlab.cli.evaluate", str(crafted)), "mismatch.ckpt", "size mismatch")

@@ -101,7 +101,7 @@ def test_one_and_two_processes_give_the_same_result(runs: dict[str, Path]) -> No
 
 
 def test_a_ddp_checkpoint_loads_in_single_process_eval(runs: dict[str, Path]) -> None:
-    result = run_cli("archlab.evaluate", str(runs["two"]))
+    result = run_cli("archlab.cli.evaluate", str(runs["two"]))
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads(result.stdout)
     recorded = json.loads((runs["two"] / "metrics.json").read_text())
@@ -197,7 +197,7 @@ def test_ranks_started_by_srun_train_as_one_job(tmp_path: Path) -> None:
     joined = "".join(outputs)
     assert "SLURM auto-requeueing enabled" in joined
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in joined
-    assert "archlab.rank_entry" not in joined and "torchelastic" not in joined
+    assert "archlab.cli.rank_entry" not in joined and "torchelastic" not in joined
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["global_step"] == 8
 
@@ -334,9 +334,9 @@ def _compose(*overrides: str, hydra: bool = True):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from archlab.paths import config_dir
-    from archlab.run_names import run_id
-    from archlab.slurm import register_resolvers
+    from archlab.config.paths import config_dir
+    from archlab.config.run_names import run_id
+    from archlab.distributed.slurm import register_resolvers
 
     OmegaConf.register_new_resolver("archlab_run_id", run_id, replace=True)
     register_resolvers()
@@ -389,7 +389,7 @@ def test_slurm_launcher_asks_no_gpu_for_a_cpu_trainer() -> None:
 def test_ranks_started_by_srun_or_torchrun_do_not_launch_again(monkeypatch) -> None:
     from omegaconf import OmegaConf
 
-    from archlab.launch import needs_launch
+    from archlab.distributed.launch import needs_launch
 
     trainer = OmegaConf.create({"strategy": "ddp", "devices": 2, "accelerator": "cpu",
                                 "num_nodes": 2})  # fmt: skip
@@ -414,8 +414,8 @@ def test_fsdp_options_become_a_strategy_that_wraps_transformer_blocks() -> None:
     from pytorch_lightning.strategies import FSDPStrategy
 
     from archlab.config.validate import validate
+    from archlab.distributed.strategies import trainer_arguments
     from archlab.models.transformer import Block
-    from archlab.strategies import trainer_arguments
 
     cfg = _compose("trainer=fsdp", "trainer.fsdp.activation_checkpointing=true", hydra=False)
     arguments = trainer_arguments(validate(cfg).trainer)
@@ -439,7 +439,7 @@ def test_throughput_bench_runs_its_tiny_shape(tmp_path: Path) -> None:
 
 
 def test_plan_shards_state_as_each_strategy_does() -> None:
-    from archlab.plan import state_bytes
+    from archlab.run.plan import state_bytes
 
     def parts(*overrides: str) -> dict[str, float]:
         from archlab.config.validate import validate

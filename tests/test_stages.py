@@ -61,7 +61,7 @@ def test_the_pipeline_runs_both_stages_and_resumes_at_the_second(tmp_path: Path)
     assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] == finetune["test/acc"]
 
     # archlab-eval reads the pipeline's run directory as the finetuned model's.
-    evaluated = run_cli("archlab.evaluate", str(run_dir))
+    evaluated = run_cli("archlab.cli.evaluate", str(run_dir))
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert json.loads(evaluated.stdout)["test/acc"] == pytest.approx(finetune["test/acc"])
 

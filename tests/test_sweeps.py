@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from archlab.threads import available_cores
+from archlab.sweeps.threads import available_cores
 
 QUIET = ("trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")
 # A few steps per job: enough for checkpoints, metrics and TensorBoard events.

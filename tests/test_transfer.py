@@ -13,13 +13,14 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from archlab.config.job import JobContext
+from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.errors import CheckpointError
-from archlab.preflight import compose_config
-from archlab.stages import stage_config
+from archlab.run.fit import fit
+from archlab.run.stages import stage_config
 from archlab.tasks.build import build_run
 from archlab.tasks.finetune import layer_depths
-from archlab.train import train
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 CNN = ["model=cnn", "data=image", "model.channels=[8,8]", "model.fc_dims=[16]", *QUIET]
@@ -33,7 +34,7 @@ def _config(*overrides: str):
 def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CNN pretrained by masked-patch reconstruction on the digits for a few steps."""
     run_dir = tmp_path_factory.mktemp("pretrain") / "run"
-    train(_config(*CNN, "task=reconstruct", "trainer.max_epochs=1"), run_dir)
+    fit(_config(*CNN, "task=reconstruct", "trainer.max_epochs=1"), run_dir, JobContext(run_dir))
     return run_dir
 
 
@@ -146,7 +147,7 @@ def test_layer_depths_count_layers_from_the_head() -> None:
 
 def test_the_transfer_is_printed_and_recorded(pretrained: Path, tmp_path: Path) -> None:
     cfg = _config(*CNN, f"finetune.init_from={pretrained}", "trainer.max_steps=2")
-    train(cfg, tmp_path)
+    fit(cfg, tmp_path, JobContext(tmp_path))
     record = json.loads((tmp_path / "transfer.json").read_text())
     assert record["loaded"][0] == "backbone.blocks.0.0" and record["head_left_out"]
     from tensorboard.backend.event_processing import event_accumulator as ea

@@ -212,6 +212,10 @@ class FinetuneConfig:
 
 
 # ---------------------------------------------------------------- trainer, logging, callbacks
+# Strategies that shard the model across GPUs (Lightning runs them on CUDA only).
+SHARDED = ("fsdp", "deepspeed")
+
+
 @dataclass
 class FSDPConfig:
     """`trainer.strategy=fsdp` only."""

@@ -10,9 +10,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from archlab.config.pipeline import check_pipeline
-from archlab.config.schema import DATA, MODELS, TASKS, TrainConfig
+from archlab.config.schema import DATA, MODELS, SHARDED, TASKS, TrainConfig
 from archlab.errors import ConfigError
-from archlab.strategies import check_combination
 
 # Sections whose schema depends on a selector key inside them.
 _SELECTED = {"model": ("name", MODELS), "data": ("modality", DATA), "task": ("name", TASKS)}
@@ -83,8 +82,14 @@ def _check_values(section: str, schema: Any, node: DictConfig) -> None:
 
 
 def _check_combinations(cfg: DictConfig) -> None:
-    """Rules that span several keys."""
-    check_combination(cfg.trainer)
+    """Rules that span several keys (static: a sweep can be checked on a login node)."""
+    trainer = cfg.trainer
+    if trainer.strategy in SHARDED and trainer.accelerator == "cpu":
+        raise ConfigError(
+            f"trainer.strategy={trainer.strategy} requires a GPU accelerator (Lightning runs "
+            f"{trainer.strategy} on CUDA only), but trainer.accelerator=cpu. On CPU use "
+            "trainer=ddp (several processes) or trainer=cpu."
+        )
     data = cfg.data
     if data.modality == "text" and data.tokenizer == "bpe" and data.vocab_size < 258:
         raise ConfigError(

@@ -17,6 +17,10 @@ from archlab.data import build_datamodule
 from archlab.data.base import ArrayDataModule
 from archlab.models import build_classifier
 from archlab.models.pretrain import build_pretrainer, unit_span
+from archlab.tasks.classify import ClassificationTask
+from archlab.tasks.finetune import FinetuneTask
+from archlab.tasks.pretrain import PretrainTask
+from archlab.tasks.transfer import input_transforms, load_source, transfer_weights
 
 
 def finetuning(cfg: DictConfig) -> bool:
@@ -39,11 +43,6 @@ def build_task(
 ) -> pl.LightningModule:
     """The task for `cfg` on set-up `datamodule`; `source`: a checkpoint (path, contents) whose
     stem + backbone the classifier starts from."""
-    from archlab.tasks.classify import ClassificationTask
-    from archlab.tasks.finetune import FinetuneTask
-    from archlab.tasks.pretrain import PretrainTask
-    from archlab.transfer import transfer_weights
-
     spec = datamodule.spec
     if cfg.task.name in SELF_SUPERVISED:
         model = build_pretrainer(cfg.model, spec, cfg.task.name)
@@ -57,8 +56,6 @@ def build_task(
 
 def build_run(cfg: DictConfig, hparams: dict) -> tuple[ArrayDataModule, pl.LightningModule]:
     """Data module (set up for fitting) and task for `cfg`; hparams go into checkpoints."""
-    from archlab.transfer import input_transforms, load_source
-
     datamodule = build_datamodule(cfg.data, seed=cfg.seed)
     source = load_source(cfg.finetune.init_from) if cfg.finetune.init_from else None
     if source is not None:

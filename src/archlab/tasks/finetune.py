@@ -10,10 +10,9 @@ from typing import Any
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch import nn
 
-from archlab.runrecord import write_json_atomic
+from archlab.records.run_record import write_json_atomic
 from archlab.tasks.classify import ClassificationTask
-from archlab.tasks.optim import make_optimizer, per_step_schedule
-from archlab.transfer import PRETRAINED_PARTS, TransferReport
+from archlab.tasks.transfer import PRETRAINED_PARTS, TransferReport
 
 TRANSFER_FILE = "transfer.json"
 _LAYER = re.compile(r"^backbone\.(?:blocks\.(\d+)\.|rnn\.\w+_l(\d+)(?:_reverse)?$)")
@@ -97,7 +96,8 @@ class FinetuneTask(ClassificationTask):
         record = Path(self.trainer.default_root_dir) / TRANSFER_FILE
         write_json_atomic(record, self.transfer_report.as_dict())
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def param_groups(self) -> list[dict[str, Any]]:
+        """One group per learning-rate scale (lr_mult, layer_decay) and weight-decay kind."""
         opt = self.task_cfg["optimizer"]
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         depths = layer_depths([n for n, _ in named])
@@ -106,7 +106,7 @@ class FinetuneTask(ClassificationTask):
         for name, param in named:
             scale = 1.0 if depths[name] == 0 else mult * decay ** depths[name]
             buckets.setdefault((scale, param.ndim >= 2), []).append(param)
-        groups = [
+        return [
             {
                 "params": params,
                 "lr": opt["lr"] * scale,
@@ -114,5 +114,3 @@ class FinetuneTask(ClassificationTask):
             }
             for (scale, decays), params in buckets.items()
         ]
-        steps = int(self.trainer.estimated_stepping_batches)
-        return per_step_schedule(make_optimizer(groups, opt), self.task_cfg, steps)

@@ -10,8 +10,11 @@ import torch
 from torch import nn
 
 
-def _param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
+def param_groups(
+    params: Iterable[tuple[str, nn.Parameter]], cfg: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """No weight decay on biases and norm/embedding-free 1-D parameters, as is customary."""
+    weight_decay = cfg["weight_decay"]
     decay, no_decay = [], []
     for _, p in params:
         if p.requires_grad:
@@ -20,12 +23,6 @@ def _param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: floa
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-
-
-def build_optimizer(
-    named_params: Iterable[tuple[str, nn.Parameter]], cfg: Mapping[str, Any]
-) -> torch.optim.Optimizer:
-    return make_optimizer(_param_groups(named_params, cfg["weight_decay"]), cfg)
 
 
 def make_optimizer(groups: list[dict], cfg: Mapping[str, Any]) -> torch.optim.Optimizer:

@@ -5,23 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
-from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
 
 from archlab.models.spec import InputSpec, TextSpec
 from archlab.tasks import objectives
-from archlab.tasks.classify import ClassificationTask
-from archlab.tasks.optim import build_optimizer, per_step_schedule
+from archlab.tasks.base import ArchlabTask
 
 
-class PretrainTask(pl.LightningModule):
+class PretrainTask(ArchlabTask):
     """Trains `model` (stem -> backbone -> per-position head) with `task.name`'s objective.
 
     Logs `{split}/loss` (and `{split}/acc`, the token accuracy, for lm and mlm); the best
-    checkpoint is the one with the lowest val/loss. Like `ClassificationTask`, it saves the
-    run's whole config in every checkpoint.
+    checkpoint is the one with the lowest val/loss.
     """
 
     def __init__(
@@ -32,14 +28,9 @@ class PretrainTask(pl.LightningModule):
         task: Mapping[str, Any],
         hparams: dict,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(hparams, logger=False)
-        self.model = model
-        self.task_cfg = task
+        super().__init__(model, task, hparams)
         self.span = span
         self.pad_id = spec.pad_id if isinstance(spec, TextSpec) else 0
-        self.final_confusion: dict[str, list[list[int]]] = {}
-        self.skipped_batches = 0
 
     def objective(
         self, x: torch.Tensor, generator: torch.Generator
@@ -60,27 +51,17 @@ class PretrainTask(pl.LightningModule):
         # Masks follow (seed, step), so that a resumed run draws the same ones.
         seed = int(self.hparams.get("seed", 0)) * 1_000_003 + self.global_step
         loss, _acc = self.objective(batch[0], torch.Generator().manual_seed(seed))
-        if not torch.isfinite(loss):
-            return ClassificationTask._nonfinite(self, loss)  # type: ignore[arg-type]
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            self.log("train/loss", loss, prog_bar=True)
-        return loss
+        return self.training_loss(loss)
 
     def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor], index: int) -> None:
         x = batch[0]
         loss, acc = self.objective(x, torch.Generator().manual_seed(index))
-        to_logger = self.logger is not None and self.trainer.state.fn != TrainerFn.VALIDATING
-        self.log(f"{split}/loss", loss, batch_size=len(x), logger=to_logger, prog_bar=True)
+        self.log_eval(f"{split}/loss", loss, len(x), prog_bar=True)
         if acc is not None:
-            self.log(f"{split}/acc", acc, batch_size=len(x), logger=to_logger)
+            self.log_eval(f"{split}/acc", acc, len(x))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], index: int) -> None:
         self._eval_step("val", batch, index)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], index: int) -> None:
         self._eval_step("test", batch, index)
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = build_optimizer(self.model.named_parameters(), self.task_cfg["optimizer"])
-        steps = int(self.trainer.estimated_stepping_batches)
-        return per_step_schedule(optimizer, self.task_cfg, steps)

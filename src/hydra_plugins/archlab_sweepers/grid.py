@@ -30,7 +30,7 @@ def pin_sweep_dir(batch: list[list[str]], sweep_dir: Path) -> list[list[str]]:
 
 class GridSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
-        from archlab.report import finish_sweep
+        from archlab.records.report import finish_sweep
 
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None

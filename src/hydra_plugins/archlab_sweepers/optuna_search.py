@@ -44,9 +44,9 @@ class OptunaSweeper(Sweeper):
         import optuna
 
         from archlab import search
+        from archlab.config.search_space import parse_space
         from archlab.errors import ArchlabError
-        from archlab.report import finish_sweep
-        from archlab.search_space import parse_space
+        from archlab.records.report import finish_sweep
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)

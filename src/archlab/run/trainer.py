@@ -15,15 +15,16 @@ from pytorch_lightning.callbacks import (
 )
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from archlab.checkpoint_io import AtomicCheckpointIO
-from archlab.checkpoints import CHECKPOINT_DIR
-from archlab.dashboards import PredictionDashboards
+from archlab.checkpointing.atomic_io import AtomicCheckpointIO
+from archlab.checkpointing.files import CHECKPOINT_DIR
+from archlab.checkpointing.preemption import LastCheckpoint
+from archlab.checkpointing.resume import LAST_CHECKPOINT
+from archlab.checkpointing.rng_state import RNGStateCallback
+from archlab.config.job import JobContext
 from archlab.data.batches import RestoreLoaderPosition
-from archlab.preemption import LastCheckpoint
-from archlab.resume import LAST_CHECKPOINT
-from archlab.rng_state import RNGStateCallback
-from archlab.search import trial_pruning
-from archlab.strategies import trainer_arguments
+from archlab.distributed.strategies import trainer_arguments
+from archlab.records.dashboards import PredictionDashboards
+from archlab.sweeps.study import trial_pruning
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -59,7 +60,9 @@ def _checkpoint_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     ]
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Callback]:
+def build_callbacks(
+    cfg: DictConfig, run_dir: Path, job: JobContext, has_logger: bool
+) -> list[Callback]:
     # A smoke test (fast_dev_run) leaves no checkpoint to mistake for a model.
     callbacks = [] if cfg.trainer.fast_dev_run else _checkpoint_callbacks(cfg, run_dir)
     # Exact resumption: the train loader's position and the RNG states of the checkpoint.
@@ -72,7 +75,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Ca
             )
         )
     # An Optuna trial's job reports each epoch's metric and stops early when pruned.
-    pruning = trial_pruning(cfg.callbacks.checkpoint.monitor)
+    pruning = trial_pruning(cfg.callbacks.checkpoint.monitor, job)
     if pruning:
         callbacks.append(pruning)
     if has_logger and cfg.task.name == "classify":
@@ -84,13 +87,15 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[Ca
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None = None) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, job: JobContext, resume_step: int | None = None
+) -> pl.Trainer:
     """`resume_step`: the global step of the checkpoint this fit continues from, if any."""
     logger = build_logger(cfg, run_dir, resume_step)
     return pl.Trainer(
         **trainer_arguments(cfg.trainer),
         logger=logger,
-        callbacks=build_callbacks(cfg, run_dir, has_logger=bool(logger)),
+        callbacks=build_callbacks(cfg, run_dir, job, has_logger=bool(logger)),
         enable_checkpointing=not cfg.trainer.fast_dev_run,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=run_dir,

@@ -1,4 +1,5 @@
-"""What a finished run leaves behind besides checkpoints: metrics.json and the HParams entry."""
+"""The files of a run directory besides checkpoints and dashboards: their names, metrics.json and
+`.hydra/`. Light (no torch): `archlab-report` reads them."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.loggers import TensorBoardLogger
+from omegaconf import OmegaConf
 
 from archlab.atomic import write_atomic
+from archlab.config.job import JobContext
 
 METRICS_FILE = "metrics.json"
+ERROR_FILE = "error.txt"  # a failed job's error, read by the sweep report
 
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
@@ -24,26 +27,21 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
     write_atomic(path, dump)
 
 
-def save_run_config(run_dir: Path, cfg: Any) -> None:
+def save_run_config(run_dir: Path, cfg: Any, job: JobContext) -> None:
     """Write `.hydra/` (config, Hydra's config, overrides) once the run is known to start.
 
     archlab sets `hydra.output_subdir: null` so that Hydra does not write these before the
     checks: a refused command leaves an existing run directory untouched.
     """
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    folder = run_dir / ".hydra"
     files = {"config.yaml": cfg}
-    if HydraConfig.initialized():
-        hydra = HydraConfig.get()
+    if job.hydra is not None:
         files |= {
-            "hydra.yaml": OmegaConf.create({"hydra": hydra}),
-            "overrides.yaml": hydra.overrides.task,
+            "hydra.yaml": OmegaConf.create({"hydra": job.hydra}),
+            "overrides.yaml": OmegaConf.create(list(job.overrides)),
         }
     for name, node in files.items():
         text = OmegaConf.to_yaml(node)
-        write_atomic(folder / name, lambda f, text=text: f.write(text))
+        write_atomic(run_dir / ".hydra" / name, lambda f, text=text: f.write(text))
 
 
 METRIC_PREFIXES = ("val/", "test/")
@@ -54,13 +52,3 @@ def scalar_metrics(
 ) -> dict[str, float]:
     """Plain floats for the final metrics among `results` (val/*, test/*), sorted by name."""
     return {k: float(v) for k, v in sorted(results.items()) if k.startswith(prefixes)}
-
-
-def log_hparams(logger: Any, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-    """Fill TensorBoard's HParams tab: the run's config beside its final metrics.
-
-    The metrics are logged under `final/` so they never add points to the training curves.
-    """
-    if isinstance(logger, TensorBoardLogger):
-        logger.log_hyperparams(dict(hparams), {f"final/{k}": v for k, v in metrics.items()})
-        logger.finalize("success")

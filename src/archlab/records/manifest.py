@@ -80,7 +80,7 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
     is not modified. Returns the path of manifest.json.
     """
     from archlab.atomic import write_atomic
-    from archlab.runrecord import write_json_atomic  # imports Lightning: only when writing
+    from archlab.records.run_record import write_json_atomic  # imports Lightning: only when writing
 
     payload = dict(manifest)
     git = payload.get("git")

@@ -18,6 +18,8 @@ from optuna.trial import TrialState
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.trainer.states import TrainerFn
 
+from archlab.config.job import JobContext
+
 STUDY_FILE = "optuna.db"
 SWEEPER = "hydra_plugins.archlab_sweepers.optuna_search.OptunaSweeper"
 PRUNED_AT = "pruned_at_epoch"
@@ -120,19 +122,11 @@ class PruneTrial(Callback):
             trainer.should_stop = True
 
 
-def trial_pruning(monitor: str) -> PruneTrial | None:
-    """The pruning callback when this process runs an Optuna trial's job, else None."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
+def trial_pruning(monitor: str, job: JobContext) -> PruneTrial | None:
+    """The pruning callback when this job is an Optuna trial, else None."""
+    if job.sweep_dir is None or job.sweeper != SWEEPER:
         return None
-    hydra = HydraConfig.get()
-    if hydra.mode != RunMode.MULTIRUN or hydra.sweeper.get("_target_") != SWEEPER:
-        return None
-    study = optuna.load_study(
-        study_name=hydra.sweeper.study_name, storage=storage_url(Path(hydra.sweep.dir))
-    )
+    study = optuna.load_study(study_name=job.study_name, storage=storage_url(job.sweep_dir))
     # The sweeper numbers each job as its trial.
-    trial = study.get_trials(deepcopy=False)[hydra.job.num]
+    trial = study.get_trials(deepcopy=False)[job.job_number]
     return PruneTrial(optuna.Trial(study, trial._trial_id), monitor)

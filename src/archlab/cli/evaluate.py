@@ -13,16 +13,16 @@ def evaluate(
     path: Path, split: str = "test", overrides: list[str] | None = None
 ) -> dict[str, float]:
     """Rebuild data and model from the config inside the checkpoint and score `split`."""
-    from archlab.checkpoints import find_checkpoint
+    from archlab.checkpointing.files import find_checkpoint
 
     ckpt_path = find_checkpoint(path)  # before the slow imports: a wrong path fails at once
     import pytorch_lightning as pl
     from omegaconf import OmegaConf
 
-    from archlab.checkpoints import load_checkpoint
+    from archlab.checkpointing.files import load_checkpoint
     from archlab.config.validate import validate
     from archlab.data import build_datamodule
-    from archlab.runrecord import scalar_metrics
+    from archlab.records.run_record import scalar_metrics
     from archlab.tasks.build import build_task
 
     checkpoint = load_checkpoint(ckpt_path)
@@ -79,7 +79,7 @@ def main() -> None:
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:
-        from archlab.runrecord import write_json_atomic
+        from archlab.records.run_record import write_json_atomic
 
         write_json_atomic(args.output, metrics)
 

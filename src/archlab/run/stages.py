@@ -1,7 +1,8 @@
 """Stages: `stages: [pretrain, finetune]` runs a self-supervised pretraining, then a finetuning
 that starts from its best checkpoint, as two full runs in `<run dir>/pretrain` and
-`<run dir>/finetune`. Each sub-run resumes or is skipped like any run (see `archlab.resume`),
-so re-running the command after the pretrain stage finished goes straight to finetuning.
+`<run dir>/finetune`. Each sub-run resumes or is skipped like any run (see
+`archlab.checkpointing.resume`), so re-running the command after the pretrain stage finished
+goes straight to finetuning.
 
 In a multirun, the jobs share one pretrain run per pretrain-relevant config (model, data,
 pretrain objective and trainer, seed), kept in `<sweep dir>/.pretrain/<key>` and guarded by
@@ -22,10 +23,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from archlab.checkpoints import find_checkpoint
+from archlab.checkpointing.files import find_checkpoint
+from archlab.config.job import JobContext
 from archlab.config.pipeline import SELF_SUPERVISED
 from archlab.config.schema import FinetuneConfig
-from archlab.runrecord import METRICS_FILE, write_json_atomic
+from archlab.config.validate import validate
+from archlab.records.run_record import METRICS_FILE, write_json_atomic
+from archlab.run.job import run_job
 
 SHARED_PRETRAIN_DIR = ".pretrain"
 # Settings that change neither what is learnt nor where: left out of the pretrain key.
@@ -40,8 +44,6 @@ def stage_config(cfg: DictConfig, stage: str | None, init_from: Path | None = No
     training input is used (`data.label_fraction=1`). finetune: `task` as given, starting
     from `init_from` when given. Self-supervised runs keep the checkpoint of lowest val/loss.
     """
-    from archlab.config.validate import validate
-
     plain: dict[str, Any] = OmegaConf.to_container(cfg)
     plain["stages"], plain["stage"] = [], None
     if stage == "pretrain":
@@ -88,14 +90,11 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _pretrain_dir(cfg: DictConfig, run_dir: Path) -> Path:
+def _pretrain_dir(cfg: DictConfig, job: JobContext) -> Path:
     """`<run dir>/pretrain`; in a multirun, the sweep's shared run for this config."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return Path(HydraConfig.get().sweep.dir) / SHARED_PRETRAIN_DIR / pretrain_key(cfg)
-    return run_dir / "pretrain"
+    if job.sweep_dir is not None:
+        return job.sweep_dir / SHARED_PRETRAIN_DIR / pretrain_key(cfg)
+    return job.run_dir / "pretrain"
 
 
 def _write_summary(run_dir: Path, finetune_dir: Path, pretrain_dir: Path | None) -> None:
@@ -107,24 +106,23 @@ def _write_summary(run_dir: Path, finetune_dir: Path, pretrain_dir: Path | None)
     write_json_atomic(run_dir / METRICS_FILE, record)
 
 
-def run_stages(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, float], str]:
+def run_stages(cfg: DictConfig, job: JobContext) -> tuple[dict[str, float], str]:
     """Run `cfg`: one run, one stage alone (`stage=`), or the pipeline of `stages`. Returns the
     last stage's final metrics and the name of the one its checkpoint was chosen by."""
-    from archlab.launch import run_job as train  # trains here, or in the ranks it launches
-
+    run_dir = job.run_dir
     if cfg.stage or not cfg.stages:
         single = stage_config(cfg, cfg.stage)
-        return train(single, run_dir), single.callbacks.checkpoint.monitor
+        return run_job(single, run_dir, job), single.callbacks.checkpoint.monitor
     pretrain_dir = None
     if "pretrain" in cfg.stages:
         pretrain_cfg = stage_config(cfg, "pretrain")
-        pretrain_dir = _pretrain_dir(pretrain_cfg, run_dir)
+        pretrain_dir = _pretrain_dir(pretrain_cfg, job)
         with _locked(pretrain_dir.with_name(pretrain_dir.name + ".lock")):
-            metrics = train(pretrain_cfg, pretrain_dir)
+            metrics = run_job(pretrain_cfg, pretrain_dir, job)
         if "finetune" not in cfg.stages:
             return metrics, pretrain_cfg.callbacks.checkpoint.monitor
     finetune_cfg = stage_config(cfg, "finetune", pretrain_dir)
     finetune_dir = run_dir / "finetune"
-    metrics = train(finetune_cfg, finetune_dir)
+    metrics = run_job(finetune_cfg, finetune_dir, job)
     _write_summary(run_dir, finetune_dir, pretrain_dir)
     return metrics, finetune_cfg.callbacks.checkpoint.monitor

@@ -8,21 +8,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from archlab.config.schema import SHARDED
 from archlab.errors import ConfigError
 
-SHARDED = ("fsdp", "deepspeed")
 _STRATEGY_OPTIONS = ("fsdp", "deepspeed")
 DEEPSPEED_INSTALL = "pip install 'archlab[deepspeed]'"
-
-
-def check_combination(trainer: DictConfig) -> None:
-    """Static rules (no hardware probing), so a sweep can be checked on a login node."""
-    if trainer.strategy in SHARDED and trainer.accelerator == "cpu":
-        raise ConfigError(
-            f"trainer.strategy={trainer.strategy} requires a GPU accelerator (Lightning runs "
-            f"{trainer.strategy} on CUDA only), but trainer.accelerator=cpu. On CPU use "
-            "trainer=ddp (several processes) or trainer=cpu."
-        )
 
 
 def _cuda_available() -> bool:

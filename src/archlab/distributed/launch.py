@@ -1,5 +1,5 @@
 """One job, several processes: a run whose strategy needs several processes on this machine
-starts them with torchrun on a Hydra-free entry point (`archlab.rank_entry`).
+starts them with torchrun on a Hydra-free entry point (`archlab.cli.rank_entry`).
 
 Lightning's own DDP launcher re-runs `sys.argv` in every child, which inside a Hydra multirun
 starts a new sweep per child. Here the job writes its validated config to a file and torchrun
@@ -17,13 +17,18 @@ import os
 import tempfile
 from pathlib import Path
 
+from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.run import parse_args, run
 
+from archlab.checkpointing.preemption import Preempted
+from archlab.config.job import JobContext
+from archlab.distributed.strategies import processes_per_node
 from archlab.errors import ArchlabError, ConfigError
-from archlab.preemption import Preempted
-from archlab.strategies import processes_per_node
+from archlab.records.run_record import ERROR_FILE, METRICS_FILE, scalar_metrics
 
-ERROR_FILE = "error.txt"
 STOPPED_FILE = "stopped.txt"
 CONFIG_FILE = "config.yaml"
 HYDRA_FILE = "hydra.yaml"
@@ -45,8 +50,6 @@ def _inside_ranks(trainer: DictConfig) -> bool:
     """True when this process already is one rank of a launched group (torchrun or srun)."""
     if "LOCAL_RANK" in os.environ or "TORCHELASTIC_RUN_ID" in os.environ:
         return True
-    from lightning_fabric.plugins.environments import SLURMEnvironment
-
     if not SLURMEnvironment.detect():
         return False
     tasks, wanted = os.environ.get("SLURM_NTASKS_PER_NODE", ""), processes_per_node(trainer)
@@ -74,16 +77,14 @@ def needs_launch(trainer: DictConfig) -> bool:
 
 
 def _torchrun(nproc: int, folder: Path, run_dir: Path) -> None:
-    """`torchrun --standalone --nproc-per-node <nproc> -m archlab.rank_entry ...`, in-process
+    """`torchrun --standalone --nproc-per-node <nproc> -m archlab.cli.rank_entry ...`, in-process
     so that a rank's failure surfaces as an exception here rather than torchrun's traceback."""
-    from torch.distributed.run import parse_args, run
-
     args = parse_args(
         [
             "--standalone",
             f"--nproc-per-node={nproc}",
             "-m",
-            "archlab.rank_entry",
+            "archlab.cli.rank_entry",
             str(folder),
             str(run_dir),
         ]
@@ -102,20 +103,14 @@ def _torchrun(nproc: int, folder: Path, run_dir: Path) -> None:
             logger.setLevel(level)
 
 
-def launch_ranks(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+def launch_ranks(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
     """Train `cfg` in one process per device; returns rank 0's final metrics."""
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-
-    from archlab.runrecord import METRICS_FILE, scalar_metrics
 
     nproc = processes_per_node(cfg.trainer)
     with tempfile.TemporaryDirectory(prefix="archlab-ranks-") as tmp:
         folder = Path(tmp)
         (folder / CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg))
-        hydra = _hydra_node()
-        if hydra is not None:
-            (folder / HYDRA_FILE).write_text(OmegaConf.to_yaml(hydra))
+        job.save(folder / HYDRA_FILE)
         try:
             _torchrun(nproc, folder, run_dir)
         except ChildFailedError as failed:
@@ -139,29 +134,3 @@ def launch_ranks(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
 def _first_exit_status(failed: object) -> int:
     failures = getattr(failed, "failures", {})
     return next((f.exitcode for f in failures.values()), 1)
-
-
-def _hydra_node() -> DictConfig | None:
-    """This job's Hydra config, so rank 0 records `.hydra/` as a plain run does."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-def run_job(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """What one Hydra job does: plan, or check the machine, then launch ranks or train here."""
-    from archlab.runrecord import METRICS_FILE
-    from archlab.strategies import check_environment
-    from archlab.train import train
-
-    if cfg.plan:  # a sweep over plan=...: the command line's own plan=true never gets here
-        from archlab.plan import print_plan
-
-        print_plan(cfg)
-        return {}
-    check_environment(cfg.trainer)
-    # A finished run is reported from its record by `train`, without starting ranks.
-    if needs_launch(cfg.trainer) and not (run_dir / METRICS_FILE).is_file():
-        return launch_ranks(cfg, run_dir)
-
-    return train(cfg, run_dir)

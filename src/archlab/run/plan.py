@@ -18,7 +18,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from archlab.strategies import SHARDED, processes_per_node
+from archlab.config.schema import SHARDED
+from archlab.distributed.strategies import processes_per_node
 
 GB = 1024**3
 _HEADROOM = 0.9  # share of a device's memory a run may plan to use (fragmentation, buffers)

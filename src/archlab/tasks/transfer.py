@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from archlab.checkpoints import find_checkpoint, load_checkpoint
+from archlab.checkpointing.files import find_checkpoint, load_checkpoint
 from archlab.errors import CheckpointError
 
 PRETRAINED_PARTS = ("stem.", "backbone.")

@@ -1,6 +1,6 @@
 """Re-running a command continues its run: what did an earlier attempt leave in the run dir?
 
-The run directory is a function of the command's overrides (see `archlab.run_names`), so the
+The run directory is a function of the command's overrides (see `archlab.config.run_names`), so the
 same command finds the same directory. A finished run (metrics.json present) is not trained again;
 an interrupted one resumes from `checkpoints/last.ckpt`, provided the config that shapes the
 results (model, data, task, seed) is the one the checkpoint was trained with.
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archlab.checkpoints import CHECKPOINT_DIR, load_checkpoint
+from archlab.checkpointing.files import CHECKPOINT_DIR, load_checkpoint
 from archlab.errors import ArchlabError, ConfigError
-from archlab.runrecord import METRICS_FILE
+from archlab.records.run_record import METRICS_FILE
 
 LAST_CHECKPOINT = "last.ckpt"
 # What must match for a checkpoint to continue a run; trainer settings may change (more epochs).

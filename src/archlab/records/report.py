@@ -6,7 +6,6 @@ metrics.json and writes summary.csv, summary.md and summary.png into the sweep d
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -18,10 +17,9 @@ from typing import IO, Any
 from omegaconf import OmegaConf
 
 from archlab.atomic import write_atomic
-from archlab.errors import ArchlabError, DataError, exit_with
-from archlab.sweep_job import ERROR_FILE
+from archlab.errors import ArchlabError, DataError
+from archlab.records.run_record import ERROR_FILE, METRIC_PREFIXES
 
-METRIC_PREFIXES = ("val/", "test/")
 MODES = ("max", "min")
 
 
@@ -241,24 +239,3 @@ def finish_sweep(sweep_dir: Path, failed: list[str], total: int) -> None:
             file=sys.stderr,
         )
         raise SystemExit(1)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="archlab-report",
-        description="Compare the jobs of an `archlab-train -m` sweep: writes summary.csv, "
-        "summary.md and summary.png into the sweep directory and prints the table.",
-    )
-    parser.add_argument("sweep_dir", type=Path, help="the multirun directory (one folder per job)")
-    parser.add_argument("--metric", help="metric to rank by (default: the checkpoint monitor)")
-    parser.add_argument("--mode", choices=MODES, help="whether higher (max) or lower is better")
-    args = parser.parse_args()
-    try:
-        table = write_report(args.sweep_dir, args.metric, args.mode)
-    except ArchlabError as error:
-        exit_with("archlab-report", error)
-    print(table, end="")
-
-
-if __name__ == "__main__":
-    main()

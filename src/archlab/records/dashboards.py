@@ -3,6 +3,7 @@ with their predictions (misclassified ones first), for the val and test splits."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -10,7 +11,7 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.trainer.states import TrainerFn
 
-from archlab import figures
+from archlab.records import figures
 
 MAX_EXAMPLES = 16
 
@@ -80,3 +81,13 @@ class PredictionDashboards(Callback):
             texts = [datamodule.tokenizer.decode(ids.tolist()) for ids in inputs]
             writer.add_text(f"examples/{split}", figures.text_table(texts, true, predicted), step)
         writer.flush()
+
+
+def log_hparams(logger: Any, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """Fill TensorBoard's HParams tab: the run's config beside its final metrics.
+
+    The metrics are logged under `final/` so they never add points to the training curves.
+    """
+    if isinstance(logger, TensorBoardLogger):
+        logger.log_hyperparams(dict(hparams), {f"final/{k}": v for k, v in metrics.items()})
+        logger.finalize("success")

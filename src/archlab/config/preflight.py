@@ -13,10 +13,10 @@ from hydra.core.override_parser.types import IntervalSweep
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
+from archlab.config.paths import config_dir
+from archlab.config.search_space import override_lines
 from archlab.config.validate import validate
 from archlab.errors import ConfigError
-from archlab.paths import config_dir
-from archlab.search_space import override_lines
 
 _NOT_IN_CONFIG = "Could not override '"
 _MISSING_OPTION = re.compile(r"Could not find '([^']+)/([^'/]+)'")

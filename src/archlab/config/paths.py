@@ -7,5 +7,6 @@ from pathlib import Path
 
 def config_dir() -> Path:
     """`archlab/conf` inside a wheel, else the repository's top-level `conf/`."""
-    packaged = Path(__file__).resolve().parent / "conf"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "conf"
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "conf"
+    return packaged if packaged.is_dir() else package.parents[1] / "conf"

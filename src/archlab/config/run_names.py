@@ -1,6 +1,6 @@
 """Directory names of runs and sweeps, made from the command's overrides: the same command
-finds the same directory again (see `archlab.resume`). Light on purpose: Hydra resolves these
-before any run starts, and a refused command should not wait for torch to import."""
+finds the same directory again (see `archlab.checkpointing.resume`). Light on purpose: Hydra
+resolves these before any run starts, and a refused command should not wait for torch to import."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Several processes for one job: strategies, torchrun-launched ranks, SLURM job shapes."""
