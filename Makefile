@@ -25,9 +25,10 @@ test: $(STAMP)  ## the default test suite (fast; no `slow` tests)
 test-all: $(STAMP)  ## every test, `slow` ones included
 	$(BIN)/pytest -q -m ""
 
-lint: $(STAMP)  ## ruff lint and format check
+lint: $(STAMP)  ## ruff lint and format check; the layering contracts (pyproject's [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,3 +49,11 @@ def train_cli(tmp_path: Path):
         return result, run_dir
 
     return run
+
+
+def assert_accuracy_matches_confusion(metrics: dict, split: str) -> None:
+    """A run's recorded `<split>/acc` is the share of its confusion matrix on the diagonal:
+    two independent records of one evaluation agree, over a non-empty split."""
+    matrix = np.array(metrics["confusion_matrix"][split])
+    assert matrix.sum() > 0, f"no {split} example was evaluated"
+    assert metrics[f"{split}/acc"] == pytest.approx(np.trace(matrix) / matrix.sum(), abs=1e-6)

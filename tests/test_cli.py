@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import assert_accuracy_matches_confusion, run_cli
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -79,7 +79,7 @@ def test_every_model_runs_on_every_modality(fast_dev_run, model: str, data: str)
     result, run_dir = fast_dev_run(model, data)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = _read_metrics(run_dir)
-    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert_accuracy_matches_confusion(metrics, "test")
     assert math.isfinite(metrics["test/loss"])
     assert metrics["global_step"] == 1  # fast_dev_run: exactly one training batch
     # The run composed what was asked for, and recorded it in its own directory.
@@ -317,6 +317,12 @@ def test_a_nonfinite_loss_stops_with_a_diagnosis(train_cli) -> None:
 
 
 def test_a_nonfinite_loss_can_skip_the_batch_instead(train_cli) -> None:
-    result, run_dir = train_cli(*NAN_LOSS, "task.on_nonfinite=skip", "trainer.max_epochs=1")
+    batches = 5
+    result, run_dir = train_cli(
+        *NAN_LOSS, "task.on_nonfinite=skip", "trainer.max_epochs=1",
+        f"trainer.limit_train_batches={batches}",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (run_dir / "metrics.json").exists()
+    # The first step (finite loss) blows the weights up; the batches after it are skipped:
+    # no optimizer step for them.
+    assert 1 <= _read_metrics(run_dir)["global_step"] < batches

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 from omegaconf import OmegaConf
 
 from archlab.config.paths import config_dir
 from archlab.config.preflight import compose_config
+from archlab.config.schema import (
+    DATA,
+    MODELS,
+    TASKS,
+    CallbacksConfig,
+    FinetuneConfig,
+    LoggerConfig,
+    PretrainConfig,
+    TrainConfig,
+    TrainerConfig,
+)
 from archlab.config.validate import validate
 from archlab.errors import ConfigError
 
@@ -53,12 +68,52 @@ def test_every_knob_in_conf_is_commented() -> None:
                 assert "#" in line, f"{path.relative_to(CONF)}: '{stripped}' has no comment"
 
 
-def test_yaml_defaults_equal_schema_defaults() -> None:
-    """The schema and conf/ must not drift: composing with no overrides equals the YAML."""
-    cfg = validate(compose_config("train", []))
-    raw = OmegaConf.load(CONF / "model" / "cnn.yaml")
-    assert cfg.model.channels == raw.channels
-    assert cfg.trainer.max_epochs == OmegaConf.load(CONF / "trainer" / "default.yaml").max_epochs
+# The option of each group that states the group's defaults; the others are variants over it.
+_DEFAULT_OPTIONS = {
+    "trainer": ("default", TrainerConfig),
+    "logger": ("tensorboard", LoggerConfig),
+    "callbacks": ("default", CallbacksConfig),
+    "pretrain": ("default", PretrainConfig),
+    "finetune": ("default", FinetuneConfig),
+}
+_SELECTED_SCHEMAS = {"model": ("name", MODELS), "data": ("modality", DATA), "task": ("name", TASKS)}
+
+
+def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _defaults_files() -> Iterator[tuple[Path, dict, Any]]:
+    """(YAML file, its keys, the schema whose defaults it states)."""
+    for group, (selector, schemas) in _SELECTED_SCHEMAS.items():
+        for path in sorted((CONF / group).glob("*.yaml")):
+            raw = OmegaConf.to_container(OmegaConf.load(path))
+            yield path, raw, schemas[raw[selector]]
+    for group, (option, schema) in _DEFAULT_OPTIONS.items():
+        path = CONF / group / f"{option}.yaml"
+        yield path, OmegaConf.to_container(OmegaConf.load(path)), schema
+    raw = OmegaConf.to_container(OmegaConf.load(CONF / "train.yaml"))
+    for section in ("defaults", "hydra", *_DEFAULT_OPTIONS):
+        raw.pop(section, None)
+    yield CONF / "train.yaml", raw, TrainConfig
+
+
+@pytest.mark.parametrize("path, raw, schema", list(_defaults_files()), ids=lambda v: str(v)[-30:])
+def test_yaml_defaults_equal_schema_defaults(path: Path, raw: dict, schema: Any) -> None:
+    """conf/ and the schemas state every default alike: code that builds a config from the
+    schema gets the experiment the YAML describes."""
+    defaults = OmegaConf.to_container(OmegaConf.structured(schema))
+    for key, value in _leaves(raw):
+        expected = defaults
+        for part in key.split("."):
+            expected = expected[part]
+        assert value == expected, (
+            f"{path.relative_to(CONF)}: {key} is {value!r} but the schema says {expected!r}"
+        )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from archlab import manifest as mf
+from archlab.records import manifest as mf
 
 
 @pytest.fixture(autouse=True)
@@ -181,28 +181,11 @@ def test_launch_and_environment(repo: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert hardware["cpu"]
     assert hardware["cpu_count"] >= 1
     assert hardware["torch_threads"] == torch.get_num_threads()
-    assert hardware["cuda"] is None or hardware["cuda"]["devices"]
-
-
-def test_cuda_devices_are_described(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The GPU branch, exercised on a CPU-only box with torch.cuda stubbed out."""
-
-    class Props:
-        name, total_memory, major, minor = "Fake GPU", 80 * 2**30, 9, 0
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props())
-    monkeypatch.setattr(torch.version, "cuda", "12.8")
-    monkeypatch.setattr(torch.backends.cudnn, "is_available", lambda: True)
-    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 91000)
-    info = mf.cuda_info()
-    assert info is not None
-    assert info["version"] == "12.8"
-    assert info["cudnn"] == 91000
-    assert (
-        info["devices"] == [{"name": "Fake GPU", "total_memory_gib": 80.0, "capability": "9.0"}] * 2
-    )
+    # The GPUs torch sees, each described; none invented on a machine without one.
+    if torch.cuda.is_available():
+        assert len(hardware["cuda"]["devices"]) == torch.cuda.device_count()
+    else:
+        assert hardware["cuda"] is None
 
 
 def test_determinism_as_torch_has_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,6 +45,21 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> No
         time.sleep(0.05)
 
 
+def _wait_for_saves(
+    path: Path, process: subprocess.Popen, saves: int, timeout: float = 120
+) -> None:
+    """Until the checkpoint at `path` has been rewritten `saves` times: the run is then well
+    into training, between two saves, however fast or loaded the machine is."""
+    deadline, seen, last = time.monotonic() + timeout, 0, None
+    while seen < saves:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{path} was not rewritten {saves} times"
+        stamp = path.stat().st_mtime_ns if path.exists() else None
+        if stamp is not None and stamp != last:
+            seen, last = seen + 1, stamp
+        time.sleep(0.01)
+
+
 def _only_run_dir(cwd: Path) -> Path:
     (run_dir,) = (cwd / "outputs" / "runs" / "cnn-image").iterdir()
     return run_dir
@@ -54,8 +69,7 @@ def test_sigterm_saves_a_checkpoint_and_the_same_command_resumes(tmp_path: Path)
     process = _start(tmp_path, *LONG_RUN)
     _wait_for(tmp_path / "outputs" / "runs" / "cnn-image", process)
     run_dir = _only_run_dir(tmp_path)
-    _wait_for(run_dir / "checkpoints" / "last.ckpt", process)
-    time.sleep(1.0)
+    _wait_for_saves(run_dir / "checkpoints" / "last.ckpt", process, saves=3)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
@@ -97,8 +111,7 @@ def test_a_killed_run_resumed_ends_like_an_uninterrupted_one(tmp_path: Path, sig
     process = _start(tmp_path / "b", *overrides)
     _wait_for(tmp_path / "b" / "outputs" / "runs" / "cnn-image", process)
     run_dir = _only_run_dir(tmp_path / "b")
-    _wait_for(run_dir / "checkpoints" / "last.ckpt", process)
-    time.sleep(2.0)  # mid-run: between two checkpoints, at an arbitrary moment
+    _wait_for_saves(run_dir / "checkpoints" / "last.ckpt", process, saves=5)
     process.send_signal(signum)
     process.communicate(timeout=60)
     assert not (run_dir / "metrics.json").exists(), "the run finished before it was killed"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import run_cli
+from conftest import assert_accuracy_matches_confusion, run_cli
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing import event_accumulator as ea
@@ -105,7 +105,7 @@ def test_a_2x2_grid_runs_every_job_and_reports_it(tmp_path: Path, launcher: str)
         config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
         assert f"model={config.model.name}" == model and f"data={config.data.modality}" == data
         metrics = _metrics(job_dir)
-        assert 0 <= metrics["test/acc"] <= 1
+        assert_accuracy_matches_confusion(metrics, "test")
         # HParams: this job's config beside its final metrics, in the sweep's one TB root.
         hparams, tags = _hparams(job_dir)
         assert hparams["model/name"].string_value == config.model.name

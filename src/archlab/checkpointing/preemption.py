@@ -6,6 +6,10 @@ last batch, at the end of that epoch, once it is validated), where the loop stat
 consistent, `last.ckpt` is saved and `Preempted` is raised. Re-running the same command
 resumes from that checkpoint. On SLURM, Lightning's SLURM environment handles SIGUSR1
 (requeue) by itself.
+
+Why not Lightning's `ModelCheckpoint(save_last=True, every_n_train_steps=n)`: one instance saves
+every n steps or at epoch ends, not both, and none saves on a signal; here one callback writes
+`last.ckpt` at all three points.
 """
 
 from __future__ import annotations

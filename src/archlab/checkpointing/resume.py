@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from archlab.checkpointing.files import CHECKPOINT_DIR, load_checkpoint
+from archlab.config.validate import validate
 from archlab.errors import ArchlabError, ConfigError
 from archlab.records.run_record import METRICS_FILE
 
@@ -43,10 +46,6 @@ def _first_difference(old: Any, new: Any, key: str) -> str | None:
 def _with_defaults(saved: dict[str, Any]) -> dict[str, Any]:
     """A saved config with the keys added to archlab since it was written, at their defaults:
     a run interrupted before an upgrade still resumes."""
-    from omegaconf import OmegaConf
-
-    from archlab.config.validate import validate
-
     try:
         return OmegaConf.to_container(validate(OmegaConf.create(saved)))
     except ArchlabError:

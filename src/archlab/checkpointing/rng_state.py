@@ -1,5 +1,8 @@
 """The global RNG states travel in checkpoints, so a resumed run draws the same dropout masks
-(and any other random numbers) as the uninterrupted run would have."""
+(and any other random numbers) as the uninterrupted run would have.
+
+Lightning's Trainer checkpoints carry no RNG state, and Fabric's (private) collection holds
+numpy objects that `torch.load(weights_only=True)` refuses: hence this module."""
 
 from __future__ import annotations
 

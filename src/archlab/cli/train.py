@@ -9,13 +9,13 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from archlab.config.job import JobContext
 from archlab.config.paths import config_dir
 from archlab.config.preflight import preflight
-from archlab.config.run_names import run_id, sweep_id
-from archlab.distributed.slurm import register_resolvers
+from archlab.config.run_names import register_resolvers as register_name_resolvers
+from archlab.distributed.slurm import register_resolvers as register_slurm_resolvers
 from archlab.errors import ArchlabError, exit_with
 
 
@@ -59,9 +59,8 @@ def _run(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    OmegaConf.register_new_resolver("archlab_run_id", run_id, replace=True)
-    OmegaConf.register_new_resolver("archlab_sweep_id", sweep_id, replace=True)
-    register_resolvers()  # the SLURM job shape (conf/hydra/launcher/slurm.yaml)
+    register_name_resolvers()  # run and sweep directories (conf/train.yaml)
+    register_slurm_resolvers()  # the SLURM job shape (conf/hydra/launcher/slurm.yaml)
     try:
         cfg = preflight(sys.argv[1:])
         if cfg is not None and cfg.plan:  # plan=true: before Hydra makes a run directory

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -34,8 +35,6 @@ class JobContext:
     @classmethod
     def from_hydra(cls, hydra: DictConfig, run_dir: Path | None = None) -> JobContext:
         """From Hydra's config of this job (`HydraConfig.get()` or the copy a rank reads)."""
-        from hydra.types import RunMode
-
         multirun = str(hydra.mode) in (str(RunMode.MULTIRUN), RunMode.MULTIRUN.name)
         sweeper = hydra.get("sweeper") or {}
         launcher = hydra.get("launcher") or {}

@@ -14,6 +14,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
 from archlab.config.paths import config_dir
+from archlab.config.run_names import register_resolvers
 from archlab.config.search_space import override_lines
 from archlab.config.validate import validate
 from archlab.errors import ConfigError
@@ -47,6 +48,7 @@ def compose_config(
     """The composed config for `overrides`, as Hydra would compose it for a run (and with
     Hydra's own `hydra` node, when `with_hydra`)."""
     overrides = list(overrides)
+    register_resolvers()  # conf/train.yaml's, which Hydra resolves while composing
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         for _ in range(len(overrides) + 1):
             try:

@@ -7,7 +7,18 @@ from __future__ import annotations
 import hashlib
 import re
 
+from omegaconf import OmegaConf
+
 _MAX_NAME = 120
+# Overrides that do not change results: they name neither a run directory nor a shared
+# pretrain run (Hydra reads them through `${archlab_cosmetic_keys:}` in conf/train.yaml).
+COSMETIC_KEYS = (
+    "name",
+    "paths.root",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "callbacks.progress_refresh_rate",
+)
 
 
 def run_id(override_dirname: str) -> str:
@@ -25,3 +36,12 @@ def sweep_id(task_overrides: list[str], exclude_keys: list[str]) -> str:
     """A directory name for a multirun's overrides: the same sweep command finds its sweep."""
     kept = sorted(o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") not in exclude_keys)
     return run_id(",".join(kept))
+
+
+def register_resolvers() -> None:
+    """The resolvers conf/train.yaml names directories with."""
+    OmegaConf.register_new_resolver("archlab_run_id", run_id, replace=True)
+    OmegaConf.register_new_resolver("archlab_sweep_id", sweep_id, replace=True)
+    OmegaConf.register_new_resolver(
+        "archlab_cosmetic_keys", lambda: list(COSMETIC_KEYS), replace=True
+    )

@@ -115,8 +115,13 @@ class SequenceDataConfig(DataConfig):
 class TextDataConfig(DataConfig):
     modality: str = "text"
     source: str = choice("stdlib_docs", "csv", "jsonl", "folder")
-    packages: list[str] = field(default_factory=list)
-    max_per_class: int | None = positive(None)
+    packages: list[str] = field(
+        default_factory=lambda: [
+            *("email", "logging", "unittest", "asyncio"),
+            *("xml", "http", "json", "multiprocessing"),
+        ]
+    )
+    max_per_class: int | None = positive(400)
     text_field: str = "text"
     label_field: str = "label"
     tokenizer: str = choice("bpe", "char")
@@ -131,7 +136,7 @@ DATA = {"image": ImageDataConfig, "sequence": SequenceDataConfig, "text": TextDa
 @dataclass
 class OptimizerConfig:
     name: str = choice("adamw", "sgd")
-    lr: float = bounded(1e-3, gt=0)
+    lr: float = bounded(3e-3, gt=0)
     weight_decay: float = bounded(0.01, ge=0)
     betas: list[float] = bounded(factory=lambda: [0.9, 0.999], ge=0, lt=1)
     momentum: float = probability(0.9)
@@ -141,7 +146,7 @@ class OptimizerConfig:
 @dataclass
 class SchedulerConfig:
     name: str = choice("cosine", "constant")
-    warmup_steps: int = bounded(0, ge=0)
+    warmup_steps: int = bounded(50, ge=0)
     min_lr_ratio: float = bounded(0.0, ge=0, le=1)
 
 
@@ -199,7 +204,8 @@ TASKS = {
 @dataclass
 class PretrainConfig:
     task: Any = None  # a self-supervised TASKS entry, checked by archlab.config.pipeline
-    trainer: Any = field(default_factory=dict)  # overrides of `trainer` for this stage
+    # overrides of `trainer` for this stage (None: as in `trainer`)
+    trainer: Any = field(default_factory=lambda: {"max_epochs": None, "max_steps": None})
 
 
 @dataclass
@@ -246,7 +252,7 @@ class TrainerConfig:
     sync_batchnorm: bool = False
     fsdp: FSDPConfig = field(default_factory=FSDPConfig)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
-    max_epochs: int = bounded(10, ge=-1)
+    max_epochs: int = bounded(20, ge=-1)
     max_steps: int = bounded(-1, ge=-1)
     max_time: str | None = None
     min_epochs: int | None = bounded(None, ge=0)
@@ -305,7 +311,7 @@ class PathsConfig:
 
 @dataclass
 class TrainConfig:
-    name: str = "run"
+    name: str = "${model.name}-${data.modality}"
     seed: int = 42
     model: Any = None
     data: Any = None

@@ -6,13 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from archlab.data.base import ArrayDataModule
+from archlab.data.image import ImageDataModule
+from archlab.data.sequence import SequenceDataModule
+from archlab.data.text import TextDataModule
 
 
 def build_datamodule(cfg: Mapping[str, Any], seed: int | None = None) -> ArrayDataModule:
     """The data module for a validated `data` config section; `seed` orders training batches."""
-    from archlab.data.image import ImageDataModule
-    from archlab.data.sequence import SequenceDataModule
-    from archlab.data.text import TextDataModule
-
     modules = {"image": ImageDataModule, "sequence": SequenceDataModule, "text": TextDataModule}
     return modules[cfg["modality"]](cfg, seed)

@@ -16,7 +16,11 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from pytorch_lightning.callbacks import Callback
+
+# No public twin: eval examples split over processes without padding (tests/test_private_apis.py)
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import (
     DataLoader,
     Dataset,
@@ -98,8 +102,6 @@ class DistributedEpochShuffle(DistributedSampler):
 
 def _process_group() -> tuple[int, int] | None:
     """(world size, rank) inside a multi-process run, else None."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         return dist.get_world_size(), dist.get_rank()
     return None
@@ -193,8 +195,6 @@ def tensor_loader(
     torchmetrics) count every example exactly once. Batches are pinned once CUDA is in use,
     so Lightning's non-blocking copies to the GPU overlap with compute.
     """
-    import torch.cuda
-
     dataset = TensorBatches(*tensors)
     common = {
         "batch_size": batch_size,
@@ -206,8 +206,6 @@ def tensor_loader(
     group = _process_group()
     if not shuffle:
         if group:
-            from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-
             world, rank = group
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=world, rank=rank, shuffle=False

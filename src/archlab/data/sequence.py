@@ -9,6 +9,7 @@ import torch
 
 from archlab.data.base import ArrayDataModule, RawSplit, standardize_stats
 from archlab.data.image import load_digits_images
+from archlab.data.sources import series
 from archlab.models.spec import SequenceSpec
 
 
@@ -21,8 +22,6 @@ class SequenceDataModule(ArrayDataModule):
     """
 
     def read(self) -> dict[str, RawSplit]:
-        from archlab.data.sources import series
-
         source = self.cfg["source"]
         if source == "digits":
             pixels, labels = load_digits_images()

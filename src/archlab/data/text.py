@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from archlab.data.base import ArrayDataModule, RawSplit
+from archlab.data.sources import texts
 from archlab.data.tokenizers import Tokenizer, fit_tokenizer, tokenizer_from_json
 from archlab.models.spec import TextSpec
 
@@ -20,8 +21,6 @@ class TextDataModule(ArrayDataModule):
     """
 
     def read(self) -> dict[str, RawSplit]:
-        from archlab.data.sources import texts
-
         source = self.cfg["source"]
         if source == "stdlib_docs":
             corpus = texts.load_stdlib_docstrings(

@@ -11,16 +11,17 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from archlab.distributed.devices import explicit_device_count
+
 
 def _device_count(devices: Any) -> int:
-    if isinstance(devices, list | tuple) or OmegaConf.is_list(devices):
-        return len(devices)
-    if isinstance(devices, int) or (isinstance(devices, str) and devices.isdigit()):
-        return max(int(devices), 1)
-    raise ValueError(
-        f"trainer.devices={devices} under hydra/launcher=slurm: give a number of devices per "
-        "node (e.g. trainer.devices=4), the job's shape is fixed at submission."
-    )
+    count = explicit_device_count(devices)
+    if count is None:
+        raise ValueError(
+            f"trainer.devices={devices} under hydra/launcher=slurm: give a number of devices per "
+            "node (e.g. trainer.devices=4), the job's shape is fixed at submission."
+        )
+    return max(count, 1)
 
 
 def tasks_per_node(strategy: str, devices: Any) -> int:

@@ -6,18 +6,20 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.strategies import DeepSpeedStrategy, FSDPStrategy
 
 from archlab.config.schema import SHARDED
+from archlab.distributed.devices import explicit_device_count
 from archlab.errors import ConfigError
+from archlab.models.transformer import Block
 
 _STRATEGY_OPTIONS = ("fsdp", "deepspeed")
 DEEPSPEED_INSTALL = "pip install 'archlab[deepspeed]'"
 
 
 def _cuda_available() -> bool:
-    import torch
-
     return torch.cuda.is_available()
 
 
@@ -43,10 +45,6 @@ def check_environment(trainer: DictConfig) -> None:
 
 
 def _fsdp(options: DictConfig) -> Any:
-    from pytorch_lightning.strategies import FSDPStrategy
-
-    from archlab.models.transformer import Block
-
     return FSDPStrategy(
         sharding_strategy=options.sharding_strategy,
         auto_wrap_policy={Block} if options.auto_wrap_blocks else None,
@@ -57,8 +55,6 @@ def _fsdp(options: DictConfig) -> Any:
 
 
 def _deepspeed(options: DictConfig) -> Any:
-    from pytorch_lightning.strategies import DeepSpeedStrategy
-
     return DeepSpeedStrategy(
         stage=options.stage,
         offload_optimizer=options.offload_optimizer,
@@ -83,15 +79,9 @@ def processes_per_node(trainer: DictConfig) -> int:
     (Lightning spawns those itself)."""
     if trainer.strategy == "ddp_spawn":
         return 1
-    devices = trainer.devices
-    if OmegaConf.is_list(devices) or isinstance(devices, list | tuple):
-        return len(devices)
-    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
-        devices = int(devices)
-    if isinstance(devices, int) and devices >= 0:
-        return devices
+    count = explicit_device_count(trainer.devices)
+    if count is not None:
+        return count
     if trainer.accelerator != "cpu" and _cuda_available():  # auto or -1: every GPU
-        import torch
-
         return torch.cuda.device_count()
     return 1

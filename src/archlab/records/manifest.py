@@ -21,7 +21,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import archlab
+from archlab.atomic import write_atomic
+from archlab.records.run_record import write_json_atomic
 
 MANIFEST_FILE = "manifest.json"
 DIFF_FILE = "git.diff"
@@ -79,9 +83,6 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> Path:
     with `git apply`; in the JSON, `git.diff` then holds that file's name. `manifest` itself
     is not modified. Returns the path of manifest.json.
     """
-    from archlab.atomic import write_atomic
-    from archlab.records.run_record import write_json_atomic  # imports Lightning: only when writing
-
     payload = dict(manifest)
     git = payload.get("git")
     if git and git.get("diff"):
@@ -126,8 +127,6 @@ def hardware_info() -> dict[str, Any]:
     With a GPU present this initialises CUDA in the calling process (device properties need
     it), so call it where CUDA may be initialised: not before a fork-based launcher.
     """
-    import torch
-
     affinity = getattr(os, "sched_getaffinity", None)
     return {
         "cpu": cpu_model(),
@@ -166,8 +165,6 @@ def total_memory_gib() -> float | None:
 
 def cuda_info() -> dict[str, Any] | None:
     """CUDA/cuDNN versions and each visible device; None when CUDA is unavailable."""
-    import torch
-
     if not torch.cuda.is_available():
         return None
     devices = []
@@ -219,8 +216,6 @@ def _world_size() -> int:
 
 def determinism_info(deterministic: bool | str) -> dict[str, Any]:
     """The requested setting and what torch and cuBLAS actually had when collected."""
-    import torch
-
     return {
         "setting": deterministic,
         "torch_deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),

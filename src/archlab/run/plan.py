@@ -19,7 +19,10 @@ from omegaconf import DictConfig
 from torch import nn
 
 from archlab.config.schema import SHARDED
+from archlab.data import build_datamodule
 from archlab.distributed.strategies import processes_per_node
+from archlab.models import build_classifier
+from archlab.models.transformer import Block
 
 GB = 1024**3
 _HEADROOM = 0.9  # share of a device's memory a run may plan to use (fragmentation, buffers)
@@ -43,8 +46,6 @@ class Activations:
 
 def measure_activations(model: nn.Module, example: torch.Tensor) -> Activations:
     """Saved-for-backward bytes of one forward pass of `example` (a batch of one)."""
-    from archlab.models.transformer import Block
-
     seen: set[tuple[int, int]] = set()
     counts = {"outside": 0, "inputs": 0}
     blocks: list[int] = []
@@ -152,9 +153,6 @@ def _gb(n: float) -> str:
 
 def plan_report(cfg: DictConfig) -> tuple[str, bool]:
     """The plan as text, and whether the run fits (True where the device is unknown)."""
-    from archlab.data import build_datamodule
-    from archlab.models import build_classifier
-
     datamodule = build_datamodule(cfg.data, seed=cfg.seed)
     datamodule.setup("fit")
     model = build_classifier(cfg.model, datamodule.spec, datamodule.num_classes)

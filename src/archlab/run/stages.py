@@ -26,15 +26,13 @@ from omegaconf import DictConfig, OmegaConf
 from archlab.checkpointing.files import find_checkpoint
 from archlab.config.job import JobContext
 from archlab.config.pipeline import SELF_SUPERVISED
+from archlab.config.run_names import COSMETIC_KEYS
 from archlab.config.schema import FinetuneConfig
 from archlab.config.validate import validate
 from archlab.records.run_record import METRICS_FILE, write_json_atomic
 from archlab.run.job import run_job
 
 SHARED_PRETRAIN_DIR = ".pretrain"
-# Settings that change neither what is learnt nor where: left out of the pretrain key.
-_NOT_IN_KEY = ("name", "paths")
-_DISPLAY_ONLY = ("enable_progress_bar", "enable_model_summary")
 
 
 def stage_config(cfg: DictConfig, stage: str | None, init_from: Path | None = None) -> DictConfig:
@@ -63,11 +61,12 @@ def stage_config(cfg: DictConfig, stage: str | None, init_from: Path | None = No
 def pretrain_key(cfg: DictConfig) -> str:
     """A digest of everything that shapes a pretrain stage's result."""
     plain = OmegaConf.to_container(cfg)
-    for key in _NOT_IN_KEY:
-        plain.pop(key, None)
-    for key in _DISPLAY_ONLY:
-        plain["trainer"].pop(key, None)
-    plain["callbacks"].pop("progress_refresh_rate", None)
+    for key in COSMETIC_KEYS:
+        *parents, leaf = key.split(".")
+        node = plain
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
     return hashlib.sha1(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:12]
 
 

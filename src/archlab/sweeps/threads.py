@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import torch
+
 
 def available_cores() -> int:
     """Cores this process may run on (respects taskset/cgroup CPU affinity)."""
@@ -24,8 +26,6 @@ def parallel_workers(n_jobs: int | None) -> int:
 
 def set_threads(num_threads: int | None, workers: int = 1) -> int:
     """Use `num_threads` torch threads, or (None) this machine's cores divided by `workers`."""
-    import torch
-
     threads = num_threads or max(1, available_cores() // workers)
     torch.set_num_threads(threads)
     return threads

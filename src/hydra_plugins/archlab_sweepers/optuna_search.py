@@ -41,12 +41,13 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        # Hydra imports every plugin for every command: the heavy imports wait for a sweep.
         import optuna
 
-        from archlab import search
         from archlab.config.search_space import parse_space
         from archlab.errors import ArchlabError
         from archlab.records.report import finish_sweep
+        from archlab.sweeps import study as search
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from archlab.data.sources.tables import read_header
 from archlab.data.sources.utf8 import read_utf8
 from archlab.errors import DataError
 
@@ -76,17 +77,13 @@ def load_series_csv(
     text = read_utf8(path, "series CSV file")
     reader = csv.reader(io.StringIO(text, newline=""))
 
-    header: list[str] | None = None
-    for row in reader:
-        if any(field.strip() for field in row):
-            header = [field.strip() for field in row]
-            break
-    if header is None:
+    found = read_header(reader)
+    if found is None:
         raise DataError(
             f"{path}: the file is empty. Expected a header row naming a {label_column!r} column "
             "and the value columns, followed by one row per series."
         )
-    header_line = reader.line_num
+    header, header_line = found
     matches = [i for i, name in enumerate(header) if name == label_column]
     if not matches:
         raise DataError(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from archlab.data.sources.tables import read_header
 from archlab.data.sources.utf8 import decode_utf8, read_utf8
 from archlab.errors import DataError
 
@@ -49,14 +50,10 @@ def _iter_csv_rows(
 ) -> Iterator[tuple[int, str, str]]:
     """Yield (line, text, label) from a CSV with a header row."""
     reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            header = [cell.strip() for cell in row]
-            break
-    if header is None:
+    found = read_header(reader)
+    if found is None:
         return
-    header_line = reader.line_num
+    header, header_line = found
     indices = {}
     for field in (text_field, label_field):
         if field not in header:
