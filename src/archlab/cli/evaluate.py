@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from archlab.errors import ArchlabError, CheckpointError, exit_with
+from archlab.records.run_record import scalar_metrics, write_json_atomic
 
 
 def evaluate(
@@ -15,14 +16,14 @@ def evaluate(
     """Rebuild data and model from the config inside the checkpoint and score `split`."""
     from archlab.checkpointing.files import find_checkpoint
 
-    ckpt_path = find_checkpoint(path)  # before the slow imports: a wrong path fails at once
+    ckpt_path = find_checkpoint(path)
+    # Lightning, data and tasks (~4 s) load once the path is known: a wrong path fails at once.
     import pytorch_lightning as pl
     from omegaconf import OmegaConf
 
     from archlab.checkpointing.files import load_checkpoint
     from archlab.config.validate import validate
     from archlab.data import build_datamodule
-    from archlab.records.run_record import scalar_metrics
     from archlab.tasks.build import build_task
 
     checkpoint = load_checkpoint(ckpt_path)
@@ -79,8 +80,6 @@ def main() -> None:
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:
-        from archlab.records.run_record import write_json_atomic
-
         write_json_atomic(args.output, metrics)
 
 

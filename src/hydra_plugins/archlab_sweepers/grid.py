@@ -11,6 +11,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
+from archlab.records.report import finish_sweep
+
 
 def failed_jobs(results: list[JobReturn]) -> list[str]:
     """The failed jobs' directory names (their errors are in each directory's error.txt)."""
@@ -30,8 +32,6 @@ def pin_sweep_dir(batch: list[list[str]], sweep_dir: Path) -> list[list[str]]:
 
 class GridSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
-        from archlab.records.report import finish_sweep
-
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)

@@ -7,11 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from archlab.config.search_space import parse_space
+from archlab.errors import ArchlabError
+from archlab.records.report import finish_sweep
 from hydra_plugins.archlab_sweepers.grid import failed_jobs, pin_sweep_dir
 
 
@@ -33,20 +37,15 @@ class OptunaSweeper(Sweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:  # fmt: skip
-        from hydra.core.plugins import Plugins
-
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        # Hydra imports every plugin for every command: the heavy imports wait for a sweep.
+        # Hydra imports every plugin for every command: Optuna and Lightning wait for a sweep.
         import optuna
 
-        from archlab.config.search_space import parse_space
-        from archlab.errors import ArchlabError
-        from archlab.records.report import finish_sweep
         from archlab.sweeps import study as search
 
         sweep_dir = Path(self.config.hydra.sweep.dir)

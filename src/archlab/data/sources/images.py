@@ -9,6 +9,7 @@ therefore read with an unpickler that only resolves the few numpy names those fi
 from __future__ import annotations
 
 import gzip
+import importlib
 import io
 import pickle
 import struct
@@ -209,8 +210,6 @@ def _numpy_attr(modules: tuple[str, ...], name: str) -> Callable[[], Any]:
     """Resolve `name` from the first importable module, so numpy 1.x and 2.x both work."""
 
     def resolve() -> Any:
-        import importlib
-
         for module in modules:
             try:
                 return getattr(importlib.import_module(module), name)
