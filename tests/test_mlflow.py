@@ -197,8 +197,10 @@ def test_a_sweep_is_one_experiment_one_run_per_job_and_a_resumed_job_keeps_its_r
     jobs = [d for d in sweep_dir.iterdir() if (d / "metrics.json").is_file()]
     assert len(jobs) == 2
     client = MlflowClient(server)
-    runs = {r.info.run_name: r for r in _runs(client, sweep_dir.name)}  # one experiment
-    assert set(runs) == {job.name for job in jobs}  # one run per job, named by its directory
+    found = _runs(client, sweep_dir.name)  # one experiment
+    runs = {r.info.run_name: r for r in found}
+    # One run per job, named by its directory: the resumed job did not open a second one.
+    assert len(found) == 2 and set(runs) == {job.name for job in jobs}
     for job in jobs:
         run = runs[job.name]
         saved = json.loads((job / "trackers.json").read_text())["mlflow"]["run_id"]

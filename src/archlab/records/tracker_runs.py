@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger, MLFlowLogger, WandbLogger
 
 from archlab.config.job import JobContext
+from archlab.errors import ConfigError
 from archlab.records.run_record import METRICS_FILE, write_json_atomic
 from archlab.records.trackers import (
     TRACKERS_FILE,
@@ -30,19 +31,30 @@ def mlflow_logger(cfg: DictConfig, run_dir: Path, job: JobContext) -> MLFlowLogg
     experiment, run_name = tracker_names(cfg, run_dir, job, node.experiment_name)
     saved = saved_ids(run_dir).get("mlflow", {})
     local = uri == local_mlflow_uri(cfg)
-    return MLFlowLogger(
-        experiment_name=experiment,
-        run_name=run_name,
-        tracking_uri=uri,
-        run_id=saved.get("run_id") if saved.get("tracking_uri") == uri else None,
-        # A local store keeps its artifacts beside it, not in the working directory.
-        artifact_location=str(Path(cfg.paths.root).resolve() / "mlartifacts") if local else None,
-    )
+    from mlflow.exceptions import MlflowException  # only for a run that names MLflow
+
+    try:
+        return MLFlowLogger(
+            experiment_name=experiment,
+            run_name=run_name,
+            tracking_uri=uri,
+            run_id=saved.get("run_id") if saved.get("tracking_uri") == uri else None,
+            # A local store keeps its artifacts beside it, not in the working directory.
+            artifact_location=str(Path(cfg.paths.root).resolve() / "mlartifacts")
+            if local
+            else None,
+        )
+    except MlflowException as ex:  # a store MLflow refuses (a plain-file one, in MLflow 3)
+        raise _refused(cfg, ex) from None
 
 
 def wandb_logger(cfg: DictConfig, run_dir: Path, job: JobContext) -> WandbLogger:
     """Lightning's WandbLogger writing under `<run dir>/wandb`, with this directory's W&B run
     id (kept from its first attempt) so that a resumed run continues it."""
+    import wandb  # only for a run that names W&B
+
+    if wandb.run is not None:  # left open by a failed earlier job of this process (a sweep's)
+        wandb.run.finish(exit_code=1)
     node = cfg.logger.wandb
     project, run_name = tracker_names(cfg, run_dir, job, node.project)
     run_id = saved_ids(run_dir).get("wandb", {}).get("id") or uuid.uuid4().hex[:8]
@@ -58,6 +70,24 @@ def wandb_logger(cfg: DictConfig, run_dir: Path, job: JobContext) -> WandbLogger
     )
 
 
+def _refused(cfg: DictConfig, error: Exception) -> ConfigError:
+    reason = str(error).strip().splitlines()[0]
+    return ConfigError(
+        f"MLflow cannot open a run in {mlflow_uri(cfg)}: {reason} Correct "
+        "logger.mlflow.tracking_uri (or MLFLOW_TRACKING_URI)."
+    )
+
+
+def _open_run(logger: MLFlowLogger, cfg: DictConfig) -> str:
+    """The MLflow run's id, once created (or found)."""
+    from mlflow.exceptions import MlflowException  # loaded by the logger already
+
+    try:
+        return logger.run_id
+    except MlflowException as ex:
+        raise _refused(cfg, ex) from None
+
+
 def start_trackers(
     loggers: Iterable[Logger], cfg: DictConfig, run_dir: Path, params: Mapping[str, Any]
 ) -> None:
@@ -66,7 +96,7 @@ def start_trackers(
     ids = saved_ids(run_dir)
     for logger in loggers:
         if isinstance(logger, MLFlowLogger):
-            ids["mlflow"] = {"tracking_uri": mlflow_uri(cfg), "run_id": logger.run_id}
+            ids["mlflow"] = {"tracking_uri": mlflow_uri(cfg), "run_id": _open_run(logger, cfg)}
             logger.log_hyperparams(dict(params))
         elif isinstance(logger, WandbLogger):
             ids["wandb"] = {"id": logger.experiment.id}

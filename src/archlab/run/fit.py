@@ -45,9 +45,10 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
     resume_step = prior.global_step if prior.checkpoint else None
     trainer = build_trainer(cfg, run_dir, job, resume_step)
     if trainer.is_global_zero:
+        # Trackers first: one that cannot open its run stops the run before it writes anything.
+        start_trackers(trainer.loggers, cfg, run_dir, tracker_params(cfg, job.overrides))
         save_run_config(run_dir, cfg, job)
         write_manifest(run_dir, collect_manifest(cfg.seed, cfg.trainer.deterministic))
-        start_trackers(trainer.loggers, cfg, run_dir, tracker_params(cfg, job.overrides))
     trainer.fit(task, datamodule=datamodule, ckpt_path=prior.checkpoint, weights_only=True)
 
     callback = trainer.checkpoint_callback
