@@ -97,14 +97,16 @@ def test_an_interrupted_run_resumed_continues_its_wandb_run(tmp_path: Path) -> N
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=60)
     assert not (run_dir / "metrics.json").exists()
+    first_id = json.loads((run_dir / "trackers.json").read_text())["wandb"]["id"]
     second = _train(tmp_path, run_dir, "trainer.max_epochs=3")
     assert second.wait(timeout=600) == 0, (tmp_path / "train.out").read_text()[-3000:]
     attempts = sorted((run_dir / "wandb").glob("offline-run-*"))
-    assert len(attempts) == 2
-    runs = [_of(_records(a), "run")[0] for a in attempts]
-    assert runs[0]["run_id"] == runs[1]["run_id"]  # `wandb sync` puts both into one run
-    assert runs[1]["display_name"] == run_dir.name
+    # One folder per attempt, both of the first attempt's run (W&B names them by run id):
+    # `wandb sync` uploads both into that one run.
+    assert len(attempts) == 2 and all(a.name.endswith(f"-{first_id}") for a in attempts)
     resumed = _records(attempts[1])
+    (run,) = _of(resumed, "run")
+    assert run["run_id"] == first_id and run["display_name"] == run_dir.name
     # The resumed attempt starts after the checkpoint and finishes the run.
     steps = sorted(_history(resumed, "train/loss"))
     assert steps and steps[0] >= 3 and steps[-1] == 8, steps
