@@ -22,7 +22,13 @@ train: $(STAMP)  ## train the default experiment (CNN on the bundled digits)
 test: $(STAMP)  ## the default test suite (fast; no `slow` tests)
 	$(BIN)/pytest -q
 
-test-all: $(STAMP)  ## every test, `slow` ones included
+# The tests against a real MLflow server need mlflow (~400 MB with its server's dependencies):
+# an extra that `make test-all` installs, not part of `.[dev]`; `make test` skips those tests.
+$(VENV)/.installed-mlflow: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,mlflow]"
+	touch $@
+
+test-all: $(STAMP) $(VENV)/.installed-mlflow  ## every test, `slow` ones included (installs mlflow)
 	$(BIN)/pytest -q -m ""
 
 lint: $(STAMP)  ## ruff lint and format check; the layering contracts (pyproject's [tool.importlinter])

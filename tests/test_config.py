@@ -16,11 +16,14 @@ from archlab.config.schema import (
     MODELS,
     TASKS,
     CallbacksConfig,
+    CSVLoggerConfig,
     FinetuneConfig,
-    LoggerConfig,
+    MLflowLoggerConfig,
     PretrainConfig,
+    TensorBoardLoggerConfig,
     TrainConfig,
     TrainerConfig,
+    WandbLoggerConfig,
 )
 from archlab.config.validate import validate
 from archlab.errors import ConfigError
@@ -71,10 +74,15 @@ def test_every_knob_in_conf_is_commented() -> None:
 # The option of each group that states the group's defaults; the others are variants over it.
 _DEFAULT_OPTIONS = {
     "trainer": ("default", TrainerConfig),
-    "logger": ("tensorboard", LoggerConfig),
     "callbacks": ("default", CallbacksConfig),
     "pretrain": ("default", PretrainConfig),
     "finetune": ("default", FinetuneConfig),
+}
+_LOGGERS = {
+    "tensorboard": TensorBoardLoggerConfig,
+    "csv": CSVLoggerConfig,
+    "mlflow": MLflowLoggerConfig,
+    "wandb": WandbLoggerConfig,
 }
 _SELECTED_SCHEMAS = {"model": ("name", MODELS), "data": ("modality", DATA), "task": ("name", TASKS)}
 
@@ -96,8 +104,12 @@ def _defaults_files() -> Iterator[tuple[Path, dict, Any]]:
     for group, (option, schema) in _DEFAULT_OPTIONS.items():
         path = CONF / group / f"{option}.yaml"
         yield path, OmegaConf.to_container(OmegaConf.load(path)), schema
+    for path in sorted((CONF / "logger").glob("*.yaml")):  # each logger's node, on its schema
+        raw = OmegaConf.to_container(OmegaConf.load(path))
+        for name, node in raw.items():
+            yield path, node or {}, _LOGGERS[name]
     raw = OmegaConf.to_container(OmegaConf.load(CONF / "train.yaml"))
-    for section in ("defaults", "hydra", *_DEFAULT_OPTIONS):
+    for section in ("defaults", "hydra", "logger", *_DEFAULT_OPTIONS):
         raw.pop(section, None)
     yield CONF / "train.yaml", raw, TrainConfig
 

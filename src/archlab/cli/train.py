@@ -17,6 +17,7 @@ from archlab.config.preflight import preflight
 from archlab.config.run_names import register_resolvers as register_name_resolvers
 from archlab.distributed.slurm import register_resolvers as register_slurm_resolvers
 from archlab.errors import ArchlabError, exit_with
+from archlab.records.trackers import check_trackers
 
 
 def _discard_unstarted(run_dir: Path) -> None:
@@ -67,6 +68,8 @@ def main() -> None:
             from archlab.run.plan import print_plan  # imports torch: only when planning
 
             return print_plan(cfg)
+        if cfg is not None:  # a tracker that cannot be used refuses a sweep once, not per job
+            check_trackers(cfg, warn=False)
     except ArchlabError as error:
         exit_with("archlab-train", error)
     hydra.main(config_path=str(config_dir()), config_name="train", version_base="1.3")(_run)()

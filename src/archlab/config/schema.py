@@ -275,8 +275,39 @@ class TrainerConfig:
 
 
 @dataclass
+class TensorBoardLoggerConfig:
+    """No options: present under `logger` means TensorBoard logs."""
+
+
+@dataclass
+class CSVLoggerConfig:
+    """No options."""
+
+
+@dataclass
+class MLflowLoggerConfig:
+    tracking_uri: str | None = None
+    experiment_name: str | None = None
+    log_model: bool = True
+    required: bool = True
+
+
+@dataclass
+class WandbLoggerConfig:
+    mode: str = choice("offline", "online", "disabled")
+    project: str | None = None
+    entity: str | None = None
+    log_model: bool = True
+
+
+@dataclass
 class LoggerConfig:
-    name: str = choice("tensorboard", "csv", "none")
+    """Each logger whose node is present logs; `logger=[tensorboard,mlflow]` selects two."""
+
+    tensorboard: TensorBoardLoggerConfig | None = None
+    csv: CSVLoggerConfig | None = None
+    mlflow: MLflowLoggerConfig | None = None
+    wandb: WandbLoggerConfig | None = None
 
 
 @dataclass
@@ -317,7 +348,9 @@ class TrainConfig:
     data: Any = None
     task: Any = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    logger: LoggerConfig = field(
+        default_factory=lambda: LoggerConfig(tensorboard=TensorBoardLoggerConfig())
+    )
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     test_after_fit: bool = True

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from archlab.config.pipeline import check_pipeline
-from archlab.config.schema import DATA, MODELS, SHARDED, TASKS, TrainConfig
+from archlab.config.schema import DATA, MODELS, SHARDED, TASKS, LoggerConfig, TrainConfig
 from archlab.errors import ConfigError
 
 # Sections whose schema depends on a selector key inside them.
@@ -22,11 +23,19 @@ def _closest(key: str, valid: list[str], prefix: str = "") -> str:
     return f" Did you mean '{prefix}{match[0]}'?" if match else ""
 
 
+def _section_schema(schema: Any, name: str) -> Any:
+    """The dataclass of field `name` (`X` or `X | None`), or None for a plain field."""
+    hint = typing.get_type_hints(schema)[name]
+    for kind in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(kind):
+            return kind
+    return None
+
+
 def _valid_keys(schema: Any, path: list[str]) -> list[str]:
     """Field names at `path` inside a dataclass schema."""
     for part in path:
-        fields = {f.name: f for f in dataclasses.fields(schema)}
-        schema = fields[part].default_factory().__class__
+        schema = _section_schema(schema, part)
     return [f.name for f in dataclasses.fields(schema)]
 
 
@@ -77,8 +86,9 @@ def _check_values(section: str, schema: Any, node: DictConfig) -> None:
                 f"'{section}.{f.name}={value}' is not one of: {', '.join(options)}."
                 f"{_closest(str(value), options)}"
             )
-        if dataclasses.is_dataclass(f.default_factory() if callable(f.default_factory) else None):
-            _check_values(f"{section}.{f.name}", type(f.default_factory()), value)
+        inner = _section_schema(schema, f.name)
+        if inner is not None and value is not None:
+            _check_values(f"{section}.{f.name}", inner, value)
 
 
 def _check_combinations(cfg: DictConfig) -> None:
@@ -103,6 +113,14 @@ def _check_combinations(cfg: DictConfig) -> None:
             f"model.d_model={model.d_model} is not divisible by model.num_heads="
             f"{model.num_heads}: each attention head gets d_model / num_heads dimensions."
         )
+
+
+def _selected_loggers(node: Any) -> Any:
+    """The `logger` node; a config saved before loggers could be combined (a checkpoint's, a
+    run's) names its one logger in `logger.name`."""
+    if isinstance(node, DictConfig) and isinstance(node.get("name"), str):
+        return {} if node.name == "none" else {node.name: {}}
+    return {} if node is None else node
 
 
 def validate(cfg: DictConfig) -> DictConfig:
@@ -133,7 +151,11 @@ def validate(cfg: DictConfig) -> DictConfig:
         typed[section] = _merge(section, schemas[kind], node)
         _check_values(section, schemas[kind], typed[section])
         plain[section] = None
+    # Merged alone: the selected loggers replace the default one instead of joining it.
+    logger = _merge("logger", LoggerConfig, _selected_loggers(plain.get("logger")))
+    plain.pop("logger", None)
     root = _merge("", TrainConfig, plain)
+    root.logger = logger
     for section in ("trainer", "logger", "callbacks", "paths"):
         schema = type(getattr(TrainConfig(), section))
         _check_values(section, schema, root[section])

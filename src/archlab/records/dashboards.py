@@ -3,12 +3,12 @@ with their predictions (misclassified ones first), for the val and test splits."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
-from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from pytorch_lightning.trainer.states import TrainerFn
 
 from archlab.records import figures
@@ -26,7 +26,7 @@ class PredictionDashboards(Callback):
     @staticmethod
     def _active(trainer: Trainer) -> bool:
         final = trainer.state.fn in (TrainerFn.VALIDATING, TrainerFn.TESTING)
-        return final and isinstance(trainer.logger, TensorBoardLogger)
+        return final and tensorboard_of(trainer.loggers) is not None
 
     def _collect(self, trainer: Trainer, logits: Any, batch: Any) -> None:
         if not self._active(trainer) or not isinstance(logits, torch.Tensor):
@@ -55,7 +55,7 @@ class PredictionDashboards(Callback):
         self.wrong, self.right = [], []
         if not self._active(trainer) or not trainer.is_global_zero:
             return
-        writer = trainer.logger.experiment
+        writer = tensorboard_of(trainer.loggers).experiment
         step = trainer.global_step
         datamodule = trainer.datamodule
         classes = datamodule.classes
@@ -83,11 +83,19 @@ class PredictionDashboards(Callback):
         writer.flush()
 
 
-def log_hparams(logger: Any, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+def tensorboard_of(loggers: Iterable[Logger]) -> TensorBoardLogger | None:
+    """The TensorBoard logger among a run's loggers (`logger=[tensorboard,mlflow]`)."""
+    return next((lg for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
+
+
+def log_hparams(
+    loggers: Iterable[Logger], hparams: Mapping[str, Any], metrics: Mapping[str, float]
+) -> None:
     """Fill TensorBoard's HParams tab: the run's config beside its final metrics.
 
     The metrics are logged under `final/` so they never add points to the training curves.
     """
-    if isinstance(logger, TensorBoardLogger):
+    logger = tensorboard_of(loggers)
+    if logger is not None:
         logger.log_hyperparams(dict(hparams), {f"final/{k}": v for k, v in metrics.items()})
         logger.finalize("success")

@@ -20,6 +20,8 @@ from archlab.records.run_record import (
     scalar_metrics,
     write_json_atomic,
 )
+from archlab.records.tracker_runs import finish_trackers, start_trackers
+from archlab.records.trackers import tracker_params
 from archlab.run.trainer import build_trainer
 from archlab.tasks.build import build_run
 
@@ -43,6 +45,8 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
     resume_step = prior.global_step if prior.checkpoint else None
     trainer = build_trainer(cfg, run_dir, job, resume_step)
     if trainer.is_global_zero:
+        # Trackers first: one that cannot open its run stops the run before it writes anything.
+        start_trackers(trainer.loggers, cfg, run_dir, tracker_params(cfg, job.overrides))
         save_run_config(run_dir, cfg, job)
         write_manifest(run_dir, collect_manifest(cfg.seed, cfg.trainer.deterministic))
     trainer.fit(task, datamodule=datamodule, ckpt_path=prior.checkpoint, weights_only=True)
@@ -66,5 +70,7 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
             **task.final_record(),
         }
         write_json_atomic(run_dir / METRICS_FILE, record)
-        log_hparams(trainer.logger, hparams, metrics)
+        log_hparams(trainer.loggers, hparams, metrics)
+        best_path = Path(best) if best else None
+        finish_trackers(trainer.loggers, cfg, run_dir, metrics, trainer.global_step, best_path)
     return metrics

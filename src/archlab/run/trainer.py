@@ -24,22 +24,34 @@ from archlab.config.job import JobContext
 from archlab.data.batches import RestoreLoaderPosition
 from archlab.distributed.strategies import trainer_arguments
 from archlab.records.dashboards import PredictionDashboards
+from archlab.records.tracker_runs import mlflow_logger, wandb_logger
 from archlab.sweeps.study import trial_pruning
 
 TENSORBOARD_DIR = "tensorboard"
 
 
-def build_logger(cfg: DictConfig, run_dir: Path, resume_step: int | None) -> Logger | bool:
-    """`resume_step`: events an interrupted attempt wrote after its checkpoint are discarded,
+def build_loggers(
+    cfg: DictConfig, run_dir: Path, job: JobContext, resume_step: int | None
+) -> list[Logger]:
+    """The loggers `logger` selects, TensorBoard first (`trainer.logger` is the first one).
+
+    `resume_step`: events an interrupted attempt wrote after its checkpoint are discarded,
     so the resumed curves have no duplicate points."""
-    if cfg.logger.name == "tensorboard":
+    loggers: list[Logger] = []
+    if cfg.logger.tensorboard is not None:
         purge = {"purge_step": resume_step + 1} if resume_step is not None else {}
-        return TensorBoardLogger(
-            run_dir, name=TENSORBOARD_DIR, version="", default_hp_metric=False, **purge
+        loggers.append(
+            TensorBoardLogger(
+                run_dir, name=TENSORBOARD_DIR, version="", default_hp_metric=False, **purge
+            )
         )
-    if cfg.logger.name == "csv":
-        return CSVLogger(run_dir, name="csv", version="")
-    return False
+    if cfg.logger.csv is not None:
+        loggers.append(CSVLogger(run_dir, name="csv", version=""))
+    if cfg.logger.mlflow is not None:
+        loggers.append(mlflow_logger(cfg, run_dir, job))
+    if cfg.logger.wandb is not None:
+        loggers.append(wandb_logger(cfg, run_dir, job))
+    return loggers
 
 
 def _checkpoint_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
@@ -91,11 +103,11 @@ def build_trainer(
     cfg: DictConfig, run_dir: Path, job: JobContext, resume_step: int | None = None
 ) -> pl.Trainer:
     """`resume_step`: the global step of the checkpoint this fit continues from, if any."""
-    logger = build_logger(cfg, run_dir, resume_step)
+    loggers = build_loggers(cfg, run_dir, job, resume_step)
     return pl.Trainer(
         **trainer_arguments(cfg.trainer),
-        logger=logger,
-        callbacks=build_callbacks(cfg, run_dir, job, has_logger=bool(logger)),
+        logger=loggers or False,
+        callbacks=build_callbacks(cfg, run_dir, job, has_logger=bool(loggers)),
         enable_checkpointing=not cfg.trainer.fast_dev_run,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=run_dir,

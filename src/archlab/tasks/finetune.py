@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch import nn
 
+from archlab.records.dashboards import tensorboard_of
 from archlab.records.run_record import write_json_atomic
 from archlab.tasks.classify import ClassificationTask
 from archlab.tasks.transfer import PRETRAINED_PARTS, TransferReport
@@ -91,8 +91,9 @@ class FinetuneTask(ClassificationTask):
             return
         text = "\n".join(self.transfer_report.lines())
         print(text)
-        if isinstance(self.logger, TensorBoardLogger):
-            self.logger.experiment.add_text("transfer", f"```\n{text}\n```", self.global_step)
+        tensorboard = tensorboard_of(self.loggers)
+        if tensorboard is not None:
+            tensorboard.experiment.add_text("transfer", f"```\n{text}\n```", self.global_step)
         record = Path(self.trainer.default_root_dir) / TRANSFER_FILE
         write_json_atomic(record, self.transfer_report.as_dict())
 
