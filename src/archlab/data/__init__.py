@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from archlab.data.base import ArrayDataModule
+if TYPE_CHECKING:  # the data modules import Lightning; inference imports archlab.data without it
+    from archlab.data.base import ArrayDataModule
 
 
 def build_datamodule(cfg: Mapping[str, Any], seed: int | None = None) -> ArrayDataModule:
