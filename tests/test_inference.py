@@ -267,3 +267,16 @@ def test_torch_export_program_matches_eager(runs, tmp_path, capsys) -> None:
     info = json.loads(target.with_suffix(".json").read_text())
     assert info["format"] == "torch-export"
     assert info["input"]["shape"] == ["batch", 8, 8]  # torch.export unrolls the LSTM: fixed
+
+
+def test_a_checkpoint_whose_config_names_a_callable_is_refused(runs, tmp_path, capsys) -> None:
+    checkpoint = torch.load(runs["lm"] / "checkpoints" / "best.ckpt", weights_only=True)
+    marker = tmp_path / "pwned"
+    checkpoint["hyper_parameters"]["model"]["_target_"] = "os.system"
+    checkpoint["hyper_parameters"]["model"]["command"] = f"touch {marker}"
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, crafted)
+    with pytest.raises(SystemExit):
+        generate_cli.main([str(crafted), "--prompt", "x"])
+    assert "model._target_" in capsys.readouterr().err
+    assert not marker.exists()

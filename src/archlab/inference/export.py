@@ -4,8 +4,9 @@ parity check against the eager model right after export."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,12 @@ PARITY_EXAMPLES = 64
 
 def require_export_extra() -> None:
     """ConfigError naming the pip command when a package of `archlab[export]` is missing."""
-    missing = [name for name in EXPORT_EXTRA if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in EXPORT_EXTRA:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         raise ConfigError(
             f"--format onnx needs {', '.join(missing)}: pip install 'archlab[export]'"
@@ -108,6 +114,8 @@ def _example(model: TrainedModel) -> torch.Tensor:
 
 def _write(network: torch.nn.Module, fmt: str, example: tuple, shapes: tuple, path: Path) -> None:
     if fmt == "onnx":
+        # Its registry warns once per torchvision op it cannot find: noise for archlab models.
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
         program = torch.onnx.export(
             network,
             example,
