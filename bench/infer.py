@@ -14,9 +14,10 @@ Time to first prediction is the wall time of `archlab-predict RUN_DIR one-input`
 runs it (start-up, imports, checkpoint load, one prediction, exit), beside
 `python -c "import torch"`, the floor any PyTorch command pays.
 
-Generation: tokens/s of a Transformer LM (default config, text spec of the docstrings'
-vocabulary size, 128 positions) continuing a 16-token prompt by 100 tokens, with the key/value
-cache and without it (re-reading the prefix at every step).
+Generation: tokens/s of a Transformer LM (random weights, a 2,000-token vocabulary) continuing
+a prompt greedily, with the key/value cache and without it (re-reading the prefix at every
+step): the default LM config (128 positions, 16 + 100 tokens) and a wider, deeper one with a
+long prompt (1,024 positions, 512 + 200 tokens).
 """
 
 from __future__ import annotations
@@ -144,17 +145,28 @@ def _bench_architecture(arch: str, out: Path) -> tuple[list[str], float, float]:
     return rows, compile_s, first
 
 
-def _bench_generation() -> tuple[float, float]:
-    cfg = validate(compose_config("train", ["model=transformer", "data=text", "task=lm"]))
-    network = build_pretrainer(cfg.model, TextSpec(2000, 128), "lm").eval()
-    prompt = torch.randint(2, 2000, (1, 16), generator=torch.Generator().manual_seed(0))
+GENERATION = {  # (model overrides, positions, prompt tokens, new tokens)
+    "default LM config": ([], 128, 16, 100),
+    "d_model 256, 4 layers": (
+        ["model.d_model=256", "model.num_layers=4", "model.ff_dim=1024", "model.num_heads=8"],
+        1024, 512, 200,
+    ),
+}  # fmt: skip
+
+
+def _bench_generation(overrides: list[str], length: int, prompt: int, new: int) -> list[float]:
+    """Tokens/s with and without the key/value cache (greedy, random weights: same cost)."""
+    cfg = validate(
+        compose_config("train", ["model=transformer", "data=text", "task=lm", *overrides])
+    )
+    network = build_pretrainer(cfg.model, TextSpec(2000, length), "lm").eval()
+    ids = torch.randint(2, 2000, (1, prompt), generator=torch.Generator().manual_seed(0))
     rates = []
     for cache in (True, False):
         start = time.perf_counter()
-        for _ in range(3):
-            generate(network, prompt, 100, Sampling(temperature=0), use_cache=cache)
-        rates.append(300 / (time.perf_counter() - start))
-    return rates[0], rates[1]
+        generate(network, ids, new, Sampling(temperature=0), use_cache=cache)
+        rates.append(new / (time.perf_counter() - start))
+    return rates
 
 
 def main() -> None:
@@ -170,7 +182,7 @@ def main() -> None:
         extras.append(f"| {arch} | {first:.2f} s | {compile_s:.1f} s |")
         print(f"{arch}: done", flush=True)
     floor = statistics.median(_wall([sys.executable, "-c", "import torch"]) for _ in range(3))
-    cached, uncached = _bench_generation()
+    generation = {name: _bench_generation(*case) for name, case in GENERATION.items()}
     load = os.getloadavg()[0]
     print(f"\ntorch threads {torch.get_num_threads()}, load average {load:.1f}; runs in {out}\n")
     print("| model | batch | eager samples/s | torch.compile | ONNX Runtime |")
@@ -182,10 +194,14 @@ def main() -> None:
     )
     print("|---|---|---|")
     print("\n".join(extras))
-    print(
-        f"\nTransformer LM, 16-token prompt + 100 tokens, greedy: {cached:,.0f} tokens/s with "
-        f"the key/value cache, {uncached:,.0f} without ({cached / uncached:.1f}x)"
-    )
+    print("\n| Transformer LM | prompt + new tokens | tokens/s, KV cache | without | ratio |")
+    print("|---|---|---|---|---|")
+    for name, (cached, uncached) in generation.items():
+        _, _, prompt, new = GENERATION[name]
+        print(
+            f"| {name} | {prompt} + {new} | {cached:,.0f} | {uncached:,.0f} | "
+            f"{cached / uncached:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

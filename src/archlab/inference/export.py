@@ -96,7 +96,7 @@ def sidecar(
         }
     if model.modality == "text":
         info["tokenizer"] = {
-            "file": path.with_suffix(".tokenizer.json").name,
+            "file": path.with_name("tokenizer.json").name,
             "kind": model.tokenizer.kind,
         }
         info["input_length"] = model.spec.length
@@ -191,10 +191,10 @@ def write_sidecar(
     model: TrainedModel, fmt: str, path: Path, result: Mapping[str, Any], dynamic: bool
 ) -> Path:
     info = sidecar(model, fmt, path, result, dynamic)
-    json_path = path.with_suffix(".json")
+    json_path = path.with_name(f"{path.name}.json")  # model.onnx.json beside model.pt2.json
     if model.modality == "text":
         text = model.fitted["tokenizer"]
-        write_atomic(path.with_suffix(".tokenizer.json"), lambda f: f.write(text))
+        write_atomic(path.with_name("tokenizer.json"), lambda f: f.write(text))
     write_atomic(json_path, lambda f: f.write(json.dumps(info, indent=2) + "\n"))
     return json_path
 
