@@ -37,8 +37,9 @@ import torch
 from archlab.config.job import JobContext
 from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
-from archlab.inference.export import export_model, validation_inputs
+from archlab.inference.export import export_model
 from archlab.inference.loader import load_trained
+from archlab.inference.parity import validation_inputs
 from archlab.inference.sampling import Sampling, generate
 from archlab.models.pretrain import build_pretrainer
 from archlab.models.spec import TextSpec

@@ -22,6 +22,7 @@ from archlab.config.validate import validate
 from archlab.data import build_datamodule
 from archlab.data.transforms import STATE_KEYS
 from archlab.inference.loader import load_trained
+from archlab.inference.parity import validation_inputs
 from archlab.inference.sampling import Sampling, generate
 from archlab.run.fit import fit
 from archlab.run.stages import stage_config
@@ -280,3 +281,11 @@ def test_a_checkpoint_whose_config_names_a_callable_is_refused(runs, tmp_path, c
         generate_cli.main([str(crafted), "--prompt", "x"])
     assert "model._target_" in capsys.readouterr().err
     assert not marker.exists()
+
+
+def test_the_parity_check_says_when_the_runs_data_is_not_here(runs) -> None:
+    model = load_trained(runs["sequence"])
+    model.cfg.data.source, model.cfg.data.path = "csv", "/moved/away.csv"
+    x, source = validation_inputs(model, 5)
+    assert x.shape == (5, 8, 8)
+    assert source.startswith("5 random inputs (the run's data is not here: data.path=/moved")

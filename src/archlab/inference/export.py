@@ -18,12 +18,11 @@ from torch.export import Dim
 from archlab.atomic import write_atomic
 from archlab.errors import ArchlabError, ConfigError
 from archlab.inference.loader import TrainedModel
+from archlab.inference.parity import PARITY_EXAMPLES, PARITY_TOLERANCE, parity, validation_inputs
 from archlab.models import ImageSpec, SequenceSpec, TextSpec
 
 FORMATS = {"onnx": ".onnx", "torch-export": ".pt2"}
 EXPORT_EXTRA = ("onnx", "onnxruntime", "onnxscript")
-PARITY_TOLERANCE = 1e-4  # max absolute logit difference allowed in fp32
-PARITY_EXAMPLES = 64
 
 
 def require_export_extra() -> None:
@@ -160,33 +159,6 @@ def export_program(model: TrainedModel, fmt: str, path: Path) -> bool:
     return dynamic
 
 
-def _run_exported(fmt: str, path: Path, x: torch.Tensor) -> torch.Tensor:
-    if fmt == "onnx":
-        import onnxruntime  # the optional extra, checked before export
-
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
-    program = torch.export.load(path)
-    with torch.no_grad():
-        return program.module()(x)
-
-
-@torch.no_grad()
-def parity(model: TrainedModel, fmt: str, path: Path, x: torch.Tensor) -> dict[str, Any]:
-    """Eager vs the exported model on `x`: max absolute difference and agreeing predictions."""
-    eager = model.network.cpu().eval()(x)
-    exported = _run_exported(fmt, path, x)
-    diff = float((eager - exported).abs().max())
-    same = bool((eager.argmax(-1) == exported.argmax(-1)).all())
-    return {
-        "examples": len(x),
-        "max_abs_diff": diff,
-        "same_predictions": same,
-        "tolerance": PARITY_TOLERANCE,
-        "passed": diff < PARITY_TOLERANCE and same,
-    }
-
-
 def write_sidecar(
     model: TrainedModel, fmt: str, path: Path, result: Mapping[str, Any], dynamic: bool
 ) -> Path:
@@ -204,32 +176,6 @@ class ExportResult:
     model_file: Path
     sidecar: Path
     parity: dict[str, Any]
-
-
-def validation_inputs(model: TrainedModel, count: int) -> tuple[torch.Tensor, str]:
-    """Up to `count` of the run's real validation inputs, prepared as in training (same split
-    seeds, the checkpoint's fitted transforms); random inputs of the right shape, said so, when
-    the run's data is not on this machine."""
-    from archlab.data import build_datamodule  # the split lives in the data module (Lightning's
-    from archlab.errors import DataError  # LightningDataModule, no Trainer): parity only
-
-    datamodule = build_datamodule(model.cfg.data)
-    datamodule.load_state_dict(model.fitted)
-    try:
-        datamodule.setup("validate")
-    except (DataError, ConfigError) as error:
-        generator = torch.Generator().manual_seed(0)
-        if isinstance(model.spec, TextSpec):
-            x = torch.randint(
-                2, model.spec.vocab_size, (count, model.spec.length), generator=generator
-            )
-        else:
-            shape = [count, *[s for s in _example(model).shape[1:]]]
-            x = torch.randn(*shape, generator=generator)
-        return x, f"{count} random inputs (the run's data is not here: {error})"
-    return datamodule.tensors["val"][0][
-        :count
-    ], f"{min(count, len(datamodule.tensors['val'][0]))} validation examples"
 
 
 def export_model(model: TrainedModel, fmt: str, path: Path) -> ExportResult:
