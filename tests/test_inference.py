@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 from archlab.cli import export as export_cli
@@ -285,7 +286,7 @@ def test_a_checkpoint_whose_config_names_a_callable_is_refused(runs, tmp_path, c
 
 def test_the_parity_check_says_when_the_runs_data_is_not_here(runs) -> None:
     model = load_trained(runs["sequence"])
-    model.cfg.data.source, model.cfg.data.path = "csv", "/moved/away.csv"
+    model.cfg = OmegaConf.merge(model.cfg, {"data": {"source": "csv", "path": "/moved/away.csv"}})
     x, source = validation_inputs(model, 5)
     assert x.shape == (5, 8, 8)
     assert source.startswith("5 random inputs (the run's data is not here: data.path=/moved")
