@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all lint format bench bench-transfer bench-gpu tensorboard clean
+.PHONY: install train test test-all lint format bench bench-transfer bench-infer bench-gpu tensorboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench: $(STAMP)  ## archlab vs a hand-written PyTorch loop; start-up time; a 4-j
 
 bench-transfer: $(STAMP)  ## finetuned-from-pretrained vs from-scratch, low-label, per modality
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.transfer
+
+bench-infer: $(STAMP)  ## inference samples/s per architecture: eager, torch.compile, ONNX Runtime; start-up
+	$(BIN)/pip install --quiet -e ".[export]"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.infer
 
 bench-gpu: $(STAMP)  ## GPT-2-small-shaped LM training throughput and MFU on a CUDA GPU
 	$(BIN)/python -m bench.throughput $(ARGS)

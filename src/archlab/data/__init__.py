@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from archlab.data.base import ArrayDataModule
-from archlab.data.image import ImageDataModule
-from archlab.data.sequence import SequenceDataModule
-from archlab.data.text import TextDataModule
+if TYPE_CHECKING:  # the data modules import Lightning; inference imports archlab.data without it
+    from archlab.data.base import ArrayDataModule
 
 
 def build_datamodule(cfg: Mapping[str, Any], seed: int | None = None) -> ArrayDataModule:
     """The data module for a validated `data` config section; `seed` orders training batches."""
+    # The data modules import Lightning: only when one is built (archlab-predict never does).
+    from archlab.data.image import ImageDataModule
+    from archlab.data.sequence import SequenceDataModule
+    from archlab.data.text import TextDataModule
+
     modules = {"image": ImageDataModule, "sequence": SequenceDataModule, "text": TextDataModule}
     return modules[cfg["modality"]](cfg, seed)

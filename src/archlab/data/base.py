@@ -142,7 +142,11 @@ class ArrayDataModule(pl.LightningDataModule):
         return len(self.fitted["classes"])
 
     def state_dict(self) -> dict[str, Any]:
-        return dict(self.fitted or {})
+        """The fitted transforms, and the shape of one input: what inference needs."""
+        state = dict(self.fitted or {})
+        if "train" in self.tensors:
+            state["input_shape"] = list(self.tensors["train"][0].shape[1:])
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.fitted = dict(state)

@@ -9,6 +9,7 @@ import torch
 
 from archlab.data.base import ArrayDataModule, RawSplit, standardize_stats
 from archlab.data.sources import images
+from archlab.data.transforms import image_tensor
 from archlab.models.spec import ImageSpec
 
 
@@ -42,10 +43,7 @@ class ImageDataModule(ArrayDataModule):
         return standardize_stats(train_inputs, axes=(0, 2, 3))
 
     def transform(self, inputs: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(inputs)).float()
-        if "mean" in self.fitted:
-            x = (x - self.fitted["mean"][:, None, None]) / self.fitted["std"][:, None, None]
-        return x
+        return image_tensor(inputs, self.fitted)
 
     @property
     def spec(self) -> ImageSpec:

@@ -10,6 +10,7 @@ import torch
 from archlab.data.base import ArrayDataModule, RawSplit, standardize_stats
 from archlab.data.image import load_digits_images
 from archlab.data.sources import series
+from archlab.data.transforms import series_tensor
 from archlab.models.spec import SequenceSpec
 
 
@@ -43,10 +44,7 @@ class SequenceDataModule(ArrayDataModule):
         return standardize_stats(train_inputs, axes=(0, 1))
 
     def transform(self, inputs: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(inputs)).float()
-        if "mean" in self.fitted:
-            x = (x - self.fitted["mean"]) / self.fitted["std"]
-        return x
+        return series_tensor(inputs, self.fitted)
 
     @property
     def spec(self) -> SequenceSpec:

@@ -9,7 +9,8 @@ import torch
 
 from archlab.data.base import ArrayDataModule, RawSplit
 from archlab.data.sources import texts
-from archlab.data.tokenizers import Tokenizer, fit_tokenizer, tokenizer_from_json
+from archlab.data.tokenizers import Tokenizer, fit_tokenizer
+from archlab.data.transforms import restore_tokenizer, text_tensor
 from archlab.models.spec import TextSpec
 
 
@@ -43,14 +44,10 @@ class TextDataModule(ArrayDataModule):
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
-        return tokenizer_from_json(
-            self.fitted["tokenizer"],
-            source="the tokenizer saved with this run",
-            expect_kind=self.cfg["tokenizer"],
-        )
+        return restore_tokenizer(self.fitted, self.cfg["tokenizer"])
 
     def transform(self, inputs: list[str]) -> torch.Tensor:
-        return self.tokenizer.encode(inputs, self.fitted["length"])
+        return text_tensor(self.tokenizer, inputs, self.fitted)
 
     @property
     def spec(self) -> TextSpec:

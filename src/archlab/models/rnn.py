@@ -38,9 +38,15 @@ class RNN(nn.Module):
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if mask is None or bool(mask.all()):
+        if mask is None or (not torch.compiler.is_exporting() and bool(mask.all())):
             out, _ = self.rnn(x)
             return out, mask
+        if torch.compiler.is_exporting() and not self.rnn.bidirectional:
+            # One graph for every input, so no data-dependent packing: over right-padded input a
+            # forward-only RNN's valid outputs are the packed ones; padding is zeroed as
+            # `pad_packed_sequence` leaves it.
+            out, _ = self.rnn(x)
+            return out * mask.unsqueeze(-1).to(out.dtype), mask
         lengths = mask.sum(1).clamp(min=1).cpu()
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)

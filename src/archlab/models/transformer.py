@@ -21,8 +21,8 @@ class SinusoidalPositions(nn.Module):
         table[:, 1::2] = torch.cos(position * freq[: d_model // 2])
         self.register_buffer("table", table, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.table[: x.shape[1]]
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        return x + self.table[start : start + x.shape[1]]
 
 
 class LearnedPositions(nn.Module):
@@ -33,8 +33,8 @@ class LearnedPositions(nn.Module):
         self.table = nn.Embedding(max_len, d_model)
         nn.init.normal_(self.table.weight, std=0.02)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.table.weight[: x.shape[1]]
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        return x + self.table.weight[start : start + x.shape[1]]
 
 
 class SelfAttention(nn.Module):
@@ -50,14 +50,26 @@ class SelfAttention(nn.Module):
         self.dropout = dropout
 
     def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor | None, causal: bool
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        causal: bool,
+        cache: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, d // self.num_heads).unbind(2)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if cache is not None:  # decoding: the keys and values of earlier positions are kept
+            if "k" in cache:
+                if t != 1:
+                    raise ValueError("a filled key/value cache takes one new position at a time")
+                k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+                causal = False  # one query after all cached keys: it may see every one
+            cache["k"], cache["v"] = k, v
         y = F.scaled_dot_product_attention(
-            q.transpose(1, 2),
-            k.transpose(1, 2),
-            v.transpose(1, 2),
+            q,
+            k,
+            v,
             attn_mask=attn_mask,
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=causal and attn_mask is None,
@@ -79,16 +91,22 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor | None, causal: bool
+        self,
+        x: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        causal: bool,
+        cache: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.norm1(x), attn_mask, causal))
+        x = x + self.drop(self.attn(self.norm1(x), attn_mask, causal, cache))
         return x + self.mlp(self.norm2(x))
 
 
 class Transformer(nn.Module):
     """Input (B, T, d_model) -> features (B, T, d_model).
 
-    `mask` (B, T) marks valid positions; padded keys are never attended to.
+    `mask` (B, T) marks valid positions; padded keys are never attended to. `cache` (one dict
+    per block, empty at first) keeps each block's keys and values for decoding: after the
+    prompt, every call adds one position at the next index instead of re-reading the prefix.
     """
 
     def __init__(
@@ -112,17 +130,23 @@ class Transformer(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.causal = causal
         self.out_dim = d_model
+        self.max_len = max_len
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        cache: list[dict[str, torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        start = int(cache[0]["k"].shape[2]) if cache and "k" in cache[0] else 0
         attn_mask = None
-        if mask is not None and not bool(mask.all()):
+        # Exporting traces one graph for every input: the mask is always applied then.
+        if mask is not None and (torch.compiler.is_exporting() or not bool(mask.all())):
             attn_mask = mask[:, None, None, :]
             if self.causal:
                 t = x.shape[1]
                 attn_mask = attn_mask & torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
-        x = self.drop(self.positions(x))
-        for block in self.blocks:
-            x = block(x, attn_mask, self.causal)
+        x = self.drop(self.positions(x, start))
+        for i, block in enumerate(self.blocks):
+            x = block(x, attn_mask, self.causal, cache[i] if cache is not None else None)
         return self.norm(x), mask

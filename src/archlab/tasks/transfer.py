@@ -58,7 +58,7 @@ def input_transforms(checkpoint: dict[str, Any], datamodule_name: str) -> dict[s
     """The tokenizer / normalisation statistics the checkpoint's model was trained with (not
     its classes): a transferred embedding is only meaningful with the same token ids."""
     state = checkpoint.get(datamodule_name) or {}
-    return {k: v for k, v in state.items() if k != "classes"}
+    return {k: v for k, v in state.items() if k not in ("classes", "input_shape")}
 
 
 def transfer_weights(

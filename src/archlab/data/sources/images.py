@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from archlab.errors import ConfigError, DataError
 
-__all__ = ["CIFAR10_CLASSES", "load_cifar10", "load_image_folder", "load_mnist"]
+__all__ = ["CIFAR10_CLASSES", "load_cifar10", "load_image_folder", "load_mnist", "read_image"]
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -38,7 +38,7 @@ CIFAR10_CLASSES = (
     "truck",
 )
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _MODES = {1: "L", 3: "RGB"}
 
 
@@ -48,11 +48,11 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _IMAGE_SUFFIXES
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
     )
 
 
-def _read_image(path: Path, mode: str, size: tuple[int, int] | None) -> np.ndarray:
+def read_image(path: Path, mode: str, size: tuple[int, int] | None) -> np.ndarray:
     """Decode one image fully (so truncated files fail here, naming the file) as (C, H, W)."""
     try:
         with Image.open(path) as img:
@@ -109,7 +109,7 @@ def load_image_folder(
     first: tuple[Path, tuple[int, int]] | None = None
     for folder in classes:
         for path in _image_files(folder):
-            array = _read_image(path, mode, size)
+            array = read_image(path, mode, size)
             shape = (array.shape[1], array.shape[2])
             if first is None:
                 first = (path, shape)

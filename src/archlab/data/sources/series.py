@@ -20,7 +20,7 @@ from archlab.data.sources.tables import read_header
 from archlab.data.sources.utf8 import read_utf8
 from archlab.errors import DataError
 
-__all__ = ["load_series_csv", "load_ucr"]
+__all__ = ["load_series_csv", "load_ucr", "load_ucr_file"]
 
 
 def _parse_values(
@@ -60,13 +60,14 @@ def _parse_values(
 
 
 def load_series_csv(
-    path: Path, label_column: str, num_features: int = 1
+    path: Path, label_column: str | None, num_features: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load a wide-format labelled series CSV as ((N, T, F) float32 values, (N,) str labels).
 
     The file has a header row; the column named `label_column` holds the class label and all
     other columns, in file order, are the series values. With `num_features` F > 1 the value
-    columns are read as T*F values in time-major order (t0f0, t0f1, t1f0, ...).
+    columns are read as T*F values in time-major order (t0f0, t0f1, t1f0, ...). With
+    `label_column=None` (new series to predict on) every column is a value and labels are "".
     """
     path = Path(path)
     if not isinstance(num_features, int) or num_features < 1:
@@ -85,7 +86,9 @@ def load_series_csv(
         )
     header, header_line = found
     matches = [i for i, name in enumerate(header) if name == label_column]
-    if not matches:
+    if label_column is None:
+        matches = [-1]
+    elif not matches:
         raise DataError(
             f"{path}, line {header_line}: no column named {label_column!r} in the header. "
             f"The header columns are: {header}. Set label_column to one of them."
@@ -127,6 +130,10 @@ def load_series_csv(
                 "Every row needs exactly one value per header column; fix the missing or extra "
                 "fields (an unquoted comma inside a value also splits it)."
             )
+        if label_column is None:
+            rows.append(_parse_values(row, value_names, path, line))
+            labels.append("")
+            continue
         label = row[label_index].strip()
         if label == "":
             raise DataError(
@@ -153,7 +160,7 @@ _UCR_NAN_HINT = (
 )
 
 
-def _load_ucr_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def load_ucr_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Parse one UCR `.tsv` file: label in the first field, values in the rest, no header."""
     text = read_utf8(path, "UCR .tsv file")
     rows: list[np.ndarray] = []
@@ -250,8 +257,8 @@ def load_ucr(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     exactly as written (e.g. "-1", "1", "2") so that the label vocabulary matches the archive.
     """
     train_path, test_path = _ucr_files(Path(path))
-    train = _load_ucr_file(train_path)
-    test = _load_ucr_file(test_path)
+    train = load_ucr_file(train_path)
+    test = load_ucr_file(test_path)
     if train[0].shape[1] != test[0].shape[1]:
         raise DataError(
             f"{test_path}: series have length {test[0].shape[1]}, but those in "

@@ -23,6 +23,7 @@ from archlab.data.sources.utf8 import decode_utf8, read_utf8
 from archlab.errors import DataError
 
 __all__ = [
+    "iter_text_table",
     "load_stdlib_docstrings",
     "load_text_folder",
     "load_text_table",
@@ -46,16 +47,17 @@ def _label_from_json(value: object, path: Path, line: int, field: str) -> str:
 
 
 def _iter_csv_rows(
-    text: str, path: Path, text_field: str, label_field: str
+    text: str, path: Path, text_field: str, label_field: str | None
 ) -> Iterator[tuple[int, str, str]]:
-    """Yield (line, text, label) from a CSV with a header row."""
+    """Yield (line, text, label) from a CSV with a header row; label "" without a field."""
     reader = csv.reader(io.StringIO(text, newline=""))
     found = read_header(reader)
     if found is None:
         return
     header, header_line = found
     indices = {}
-    for field in (text_field, label_field):
+    fields = [f for f in (text_field, label_field) if f is not None]
+    for field in fields:
         if field not in header:
             raise DataError(
                 f"{path}, line {header_line}: the header has no column {field!r}. The available "
@@ -74,20 +76,21 @@ def _iter_csv_rows(
                 'Quote text that contains commas ("...") so it stays one field.'
             )
         present = header[: len(row)]
-        for field in (text_field, label_field):
+        for field in fields:
             if indices[field] >= len(row):
                 raise DataError(
                     f"{path}, line {line}: the row has no {field!r} field (it has only "
                     f"{len(row)} of the {len(header)} header columns; present: {present}). "
                     "Fill in the missing fields."
                 )
-        yield line, row[indices[text_field]], row[indices[label_field]].strip()
+        label = row[indices[label_field]].strip() if label_field is not None else ""
+        yield line, row[indices[text_field]], label
 
 
 def _iter_jsonl_rows(
-    text: str, path: Path, text_field: str, label_field: str
+    text: str, path: Path, text_field: str, label_field: str | None
 ) -> Iterator[tuple[int, str, str]]:
-    """Yield (line, text, label) from a JSON Lines file of objects."""
+    """Yield (line, text, label) from a JSON Lines file of objects; label "" without a field."""
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -103,7 +106,7 @@ def _iter_jsonl_rows(
                 f"{path}, line {line}: expected a JSON object ({{...}}), got "
                 f"{type(obj).__name__}. Each line must hold one object with the text and label."
             )
-        for field in (text_field, label_field):
+        for field in (f for f in (text_field, label_field) if f is not None):
             if field not in obj:
                 raise DataError(
                     f"{path}, line {line}: the object has no {field!r} field. Available fields: "
@@ -115,7 +118,26 @@ def _iter_jsonl_rows(
                 f"{path}, line {line}: the text field {text_field!r} is "
                 f"{type(value).__name__}, not a string. Store the text as a JSON string."
             )
-        yield line, value, _label_from_json(obj[label_field], path, line, label_field)
+        if label_field is None:
+            yield line, value, ""
+        else:
+            yield line, value, _label_from_json(obj[label_field], path, line, label_field)
+
+
+def iter_text_table(path: Path, text_field: str) -> Iterator[tuple[int, str]]:
+    """(line, text) of each row of a `.csv` or `.jsonl` file, labels not needed; empty
+    texts are yielded too, for the caller to refuse one by one."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _TABLE_SUFFIXES:
+        raise DataError(
+            f"{path}: unsupported text table format {path.suffix or '(no suffix)'!r}. Supported: "
+            f"{list(_TABLE_SUFFIXES)}."
+        )
+    text = read_utf8(path, "text table")
+    rows = (_iter_csv_rows if suffix == ".csv" else _iter_jsonl_rows)(text, path, text_field, None)
+    for line, body, _ in rows:
+        yield line, body
 
 
 def load_text_table(path: Path, text_field: str, label_field: str) -> tuple[list[str], np.ndarray]:
