@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from archlab.checkpointing.resume import inspect_run_dir
 from archlab.config.job import JobContext
+from archlab.records.cost import TrainClock, run_cost
 from archlab.records.dashboards import log_hparams
 from archlab.records.manifest import collect_manifest, write_manifest
 from archlab.records.run_record import (
@@ -57,6 +58,10 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
         results |= dict(trainer.callback_metrics)
     metrics = scalar_metrics(results)
     if trainer.is_global_zero:
+        clock = next(c for c in trainer.callbacks if isinstance(c, TrainClock))
+        # The best checkpoint's weights are in the model since validate/test loaded them.
+        eval_inputs = next(iter(datamodule.val_dataloader()))[0]
+        cost = run_cost(trainer, task.model, eval_inputs, clock)
         record = {
             **metrics,
             "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
@@ -64,7 +69,8 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
             "global_step": trainer.global_step,
             "classes": datamodule.classes,
             **task.final_record(),
+            "cost": cost,
         }
         write_json_atomic(run_dir / METRICS_FILE, record)
-        log_hparams(trainer.logger, hparams, metrics)
+        log_hparams(trainer.logger, hparams, metrics, cost)
     return metrics
