@@ -30,11 +30,12 @@ def _write_job(
     metrics: dict | None,
     seed: int = 42,
     curve: list[float] | None = None,
+    split_seed: int = 0,
 ) -> None:
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     (job_dir / ".hydra" / "config.yaml").write_text(
-        f"seed: {seed}\ndata:\n  split_seed: 0\n"
+        f"seed: {seed}\ndata:\n  split_seed: {split_seed}\n"
         "callbacks:\n  checkpoint:\n    monitor: val/acc\n    mode: max\n"
     )
     if metrics is not None:
@@ -188,6 +189,24 @@ def test_pareto_front_and_class_f1() -> None:
     assert pareto_front([(1.0, 0.3), (2.0, 0.2), (3.0, 0.4)], "min") == [0, 1]
     # Class a: 3 right, 1 missed; class b: 4 right, 1 wrongly claimed.
     assert list(class_f1([[3, 1], [0, 4]])) == pytest.approx([6 / 7, 8 / 9])
+
+
+def test_split_seeds_are_aggregated_when_asked(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    for number, (seed, split_seed, acc) in enumerate([(1, 0, 0.8), (1, 1, 0.9), (2, 1, 0.7)]):
+        overrides = ["model=cnn", f"seed={seed}", f"data.split_seed={split_seed}"]
+        _write_job(sweep_dir / str(number), overrides, _metrics(acc), seed, None, split_seed)
+    text = write_report(sweep_dir)
+    assert [r[1:3] for r in _rows(text, "Configurations")] == [
+        ["data.split_seed=0", "1/1"],
+        ["data.split_seed=1", "2/2"],
+    ]
+    text = write_report(sweep_dir, across=("seed", "data.split_seed"))
+    assert [r[1:4] for r in _rows(text, "Configurations")] == [
+        ["model=cnn", "3/3", "0.8000 ± 0.1000"]
+    ]
+    result = run_cli("archlab.cli.report", str(sweep_dir), "--across", "seed", "data.seed")
+    assert result.returncode == 2 and "invalid choice: 'data.seed'" in result.stderr
 
 
 def test_directories_of_different_sweeps_are_compared(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.strategies import DeepSpeedStrategy, FSDPStrategy
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
@@ -32,6 +33,13 @@ WARMUP_CALLS = 1
 MAX_TIMED_CALLS = 10
 TIMING_BUDGET_S = 0.1
 FLOP_EXAMPLES = 8  # FLOPs are counted on the first examples of an eval batch
+# What a sharded model (FSDP, DeepSpeed over several processes) records as null.
+INFERENCE_FIELDS = (
+    "flops_per_example",
+    "latency_batch1_ms",
+    "latency_eval_batch_ms",
+    "eval_batch_size",
+)
 
 
 def trainable_parameters(model: nn.Module) -> int:
@@ -183,29 +191,43 @@ class TrainClock(pl.Callback):
 
 
 def run_cost(
-    trainer: pl.Trainer, model: nn.Module, eval_batch: torch.Tensor, clock: TrainClock
-) -> dict[str, float | int]:
-    """The cost record of a finished fit; `model` holds the best checkpoint's weights and
-    `eval_batch` is one batch of inputs at the eval batch size."""
+    trainer: pl.Trainer,
+    model: nn.Module,
+    eval_batch: torch.Tensor,
+    clock: TrainClock,
+    params: int,
+) -> dict[str, Any]:
+    """The cost record of a finished fit; `model` holds the best checkpoint's weights,
+    `eval_batch` is one batch of inputs at the eval batch size and `params` the trainable
+    parameters counted before the fit (a sharded model holds only its share)."""
     device = trainer.strategy.root_device
     peak = peak_memory_mb(device)  # before the latency runs add their own
+    record = {
+        "params": params,
+        "train_time_s": clock.totals["fit_seconds"],
+        "optimizer_steps": trainer.global_step,
+        "train_examples": clock.totals["examples"],
+        "throughput_examples_per_s": _throughput(clock.totals),
+        "peak_memory_mb": peak,
+        "peak_memory_kind": "cuda_allocated" if device.type == "cuda" else "rss",
+    }
+    if isinstance(trainer.strategy, FSDPStrategy | DeepSpeedStrategy) and trainer.world_size > 1:
+        # A forward pass of a sharded model on this process alone would wait for the others.
+        return record | dict.fromkeys(INFERENCE_FIELDS)
     model.to(device)
     plugin = trainer.strategy.precision_plugin  # as trained: autocast, or bf16 inputs
     eval_batch = plugin.convert_input(eval_batch.to(device))
     precision = plugin.forward_context
-    totals = clock.totals
-    train_seconds = totals["fit_seconds"] - totals["val_seconds"]
     sample = eval_batch[:FLOP_EXAMPLES]
-    return {
-        "params": trainable_parameters(model),
+    return record | {
         "flops_per_example": forward_flops(model, sample) / len(sample),
-        "train_time_s": totals["fit_seconds"],
-        "optimizer_steps": trainer.global_step,
-        "train_examples": totals["examples"],
-        "throughput_examples_per_s": totals["examples"] / train_seconds if train_seconds else 0.0,
-        "peak_memory_mb": peak,
-        "peak_memory_kind": "cuda_allocated" if device.type == "cuda" else "rss",
         "latency_batch1_ms": 1e3 * latency_per_example(model, eval_batch[:1], precision),
         "latency_eval_batch_ms": 1e3 * latency_per_example(model, eval_batch, precision),
         "eval_batch_size": len(eval_batch),
     }
+
+
+def _throughput(totals: dict[str, float]) -> float:
+    """Examples per second of training, validation during the fit left out."""
+    seconds = totals["fit_seconds"] - totals["val_seconds"]
+    return totals["examples"] / seconds if seconds > 0 else 0.0
