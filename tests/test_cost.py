@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 from torch import nn
 
 from archlab.checkpointing.files import load_checkpoint
@@ -80,6 +81,12 @@ def test_a_run_records_its_cost(train_cli) -> None:
 
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
+    # HParams: the cost figures are metrics of the run's entry, beside final/*.
+    content = events.PluginTagToContent("hparams")["_hparams_/experiment"]
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    tags = {m.name.tag for m in experiment.metric_infos}
+    assert {"cost/params", "cost/train_time_s", "cost/latency_batch1_ms"} <= tags
+    assert "cost/peak_memory_kind" not in tags  # text is not a metric
     assert events.Scalars("cost/params")[0].value == params
     assert events.Scalars("cost/flops_per_example")[0].value == cost["flops_per_example"]
 

@@ -59,11 +59,6 @@ class JobResult:
     def ok(self) -> bool:
         return self.error is None
 
-    @property
-    def label(self) -> str:
-        """Overrides name a job better than its number; fall back to the number."""
-        return " ".join(self.overrides) or f"job {self.name}"
-
 
 @dataclass
 class Configuration:
@@ -202,7 +197,9 @@ def group(jobs: list[JobResult], across: Sequence[str] = ("seed",)) -> list[Conf
     return found
 
 
-def _rank(configurations: list[Configuration], target: str | None, mode: str) -> list:
+def _rank(
+    configurations: list[Configuration], target: str | None, mode: str
+) -> list[Configuration]:
     """Best mean first; configurations without a usable value next, failed ones last."""
 
     def key(configuration: Configuration) -> tuple[int, float]:
@@ -242,7 +239,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in lines) + "\n"
 
 
-def _configuration_table(ranked: list[Configuration], target: str | None, metrics: list[str]):
+def _configuration_table(
+    ranked: list[Configuration], target: str | None, metrics: list[str]
+) -> str:
     others = [m for m in metrics if m != target and not m.startswith(COST_PREFIX)]
     firsts = [target] if target else []
     header = ["rank", "configuration", "seeds", *firsts]
@@ -302,7 +301,7 @@ def _number_cell(stats: dict[str, Summary], metric: str, attribute: str) -> Any:
 
 
 def _write_csv(path: Path, ranked: list[Configuration], metrics: list[str], sources: str) -> None:
-    """Long enough for pandas: `kind` is job or configuration; a configuration's row holds
+    """One table for pandas: `kind` is job or configuration; a configuration's row holds
     means in the metric columns and its sd and interval in `<metric>:sd|ci95_low|ci95_high`."""
     extra = [f"{m}:{s}" for m in metrics for s in ("sd", "ci95_low", "ci95_high")]
     header = ["kind", "source", "job", "configuration", "overrides", "seed", "split_seed"]
