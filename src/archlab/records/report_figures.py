@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from archlab.atomic import write_atomic
@@ -143,8 +144,10 @@ def cost(path: Path, ranked: list[Configuration], target: str, mode: str) -> boo
             edgecolors="black",
             zorder=3,
         )
-        if all(x > 0 for x, _ in points) and len(points) > 1:
+        xs = [x for x, _ in points]
+        if xs and min(xs) > 0 and max(xs) / min(xs) > 10:  # costs an order of magnitude apart
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel(f"{target} (mean ± sd)")
         ax.grid(alpha=0.3)
