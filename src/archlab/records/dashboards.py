@@ -89,13 +89,23 @@ def tensorboard_of(loggers: Iterable[Logger]) -> TensorBoardLogger | None:
 
 
 def log_hparams(
-    loggers: Iterable[Logger], hparams: Mapping[str, Any], metrics: Mapping[str, float]
+    loggers: Iterable[Logger],
+    hparams: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    cost: Mapping[str, Any] | None = None,
 ) -> None:
-    """Fill TensorBoard's HParams tab: the run's config beside its final metrics.
+    """Fill TensorBoard's HParams tab: the run's config beside its final metrics and cost.
 
-    The metrics are logged under `final/` so they never add points to the training curves.
+    The metrics are logged under `final/` so they never add points to the training curves;
+    the cost's numbers under `cost/`.
     """
     logger = tensorboard_of(loggers)
     if logger is not None:
-        logger.log_hyperparams(dict(hparams), {f"final/{k}": v for k, v in metrics.items()})
+        numbers = {f"final/{k}": v for k, v in metrics.items()}
+        numbers |= {
+            f"cost/{k}": float(v)
+            for k, v in (cost or {}).items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        logger.log_hyperparams(dict(hparams), numbers)
         logger.finalize("success")

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from archlab.checkpointing.resume import inspect_run_dir
 from archlab.config.job import JobContext
+from archlab.records.cost import TrainClock, run_cost, trainable_parameters
 from archlab.records.dashboards import log_hparams
 from archlab.records.manifest import collect_manifest, write_manifest
 from archlab.records.run_record import (
@@ -42,6 +43,7 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
     datamodule, task = build_run(cfg, hparams)
     if cfg.compile:
         task.model.compile()  # in place: checkpoints keep the plain parameter names
+    params = trainable_parameters(task.model)  # before a sharding strategy splits the model
     resume_step = prior.global_step if prior.checkpoint else None
     trainer = build_trainer(cfg, run_dir, job, resume_step)
     if trainer.is_global_zero:
@@ -61,6 +63,10 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
         results |= dict(trainer.callback_metrics)
     metrics = scalar_metrics(results)
     if trainer.is_global_zero:
+        clock = next(c for c in trainer.callbacks if isinstance(c, TrainClock))
+        # The best checkpoint's weights are in the model since validate/test loaded them.
+        eval_inputs = next(iter(datamodule.val_dataloader()))[0]
+        cost = run_cost(trainer, task.model, eval_inputs, clock, params)
         record = {
             **metrics,
             "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
@@ -68,9 +74,10 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
             "global_step": trainer.global_step,
             "classes": datamodule.classes,
             **task.final_record(),
+            "cost": cost,
         }
         write_json_atomic(run_dir / METRICS_FILE, record)
-        log_hparams(trainer.loggers, hparams, metrics)
+        log_hparams(trainer.loggers, hparams, metrics, cost)
         best_path = Path(best) if best else None
         finish_trackers(trainer.loggers, cfg, run_dir, metrics, trainer.global_step, best_path)
     return metrics

@@ -23,6 +23,7 @@ from archlab.checkpointing.rng_state import RNGStateCallback
 from archlab.config.job import JobContext
 from archlab.data.batches import RestoreLoaderPosition
 from archlab.distributed.strategies import trainer_arguments
+from archlab.records.cost import TrainClock
 from archlab.records.dashboards import PredictionDashboards
 from archlab.records.tracker_runs import mlflow_logger, wandb_logger
 from archlab.sweeps.study import trial_pruning
@@ -78,7 +79,7 @@ def build_callbacks(
     # A smoke test (fast_dev_run) leaves no checkpoint to mistake for a model.
     callbacks = [] if cfg.trainer.fast_dev_run else _checkpoint_callbacks(cfg, run_dir)
     # Exact resumption: the train loader's position and the RNG states of the checkpoint.
-    callbacks += [RestoreLoaderPosition(), RNGStateCallback()]
+    callbacks += [RestoreLoaderPosition(), RNGStateCallback(), TrainClock()]
     stop = cfg.callbacks.early_stopping
     if stop.enabled:
         callbacks.append(
