@@ -11,8 +11,14 @@ from archlab.data.base import ArrayDataModule
 def build_datamodule(cfg: Mapping[str, Any], seed: int | None = None) -> ArrayDataModule:
     """The data module for a validated `data` config section; `seed` orders training batches."""
     from archlab.data.image import ImageDataModule
+    from archlab.data.pairs import PairsDataModule
     from archlab.data.sequence import SequenceDataModule
     from archlab.data.text import TextDataModule
 
-    modules = {"image": ImageDataModule, "sequence": SequenceDataModule, "text": TextDataModule}
+    modules = {
+        "image": ImageDataModule,
+        "sequence": SequenceDataModule,
+        "text": TextDataModule,
+        "pairs": PairsDataModule,
+    }
     return modules[cfg["modality"]](cfg, seed)

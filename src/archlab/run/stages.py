@@ -57,6 +57,8 @@ def stage_config(cfg: DictConfig, stage: str | None, init_from: Path | None = No
         plain["finetune"]["init_from"] = str(init_from)
     if plain["task"]["name"] in SELF_SUPERVISED:
         plain["callbacks"]["checkpoint"] |= {"monitor": "val/loss", "mode": "min"}
+    if plain["task"]["name"] == "translate":
+        plain["callbacks"]["checkpoint"] |= {"monitor": "val/exact_match", "mode": "max"}
     return validate(OmegaConf.create(plain))
 
 
