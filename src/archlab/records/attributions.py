@@ -9,47 +9,62 @@ from typing import Any
 
 import numpy as np
 import torch
-from captum.attr import (
-    InputXGradient,
-    IntegratedGradients,
-    LayerGradientXActivation,
-    LayerIntegratedGradients,
-)
+from captum.attr import InputXGradient, IntegratedGradients, LayerIntegratedGradients
 from matplotlib.figure import Figure
 from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
 
+from archlab.errors import ConfigError
 from archlab.records.figures import _panels
 
 METHODS = ("integrated_gradients", "input_x_gradient")
 STEPS = 32  # integrated gradients: points on the path from the baseline to the input
-UNK_ID = 1  # archlab's tokenizers fix <unk> at 1: the text baseline
+DRAWS = 8  # text: baselines drawn from the background texts, attributions averaged
 NUM_EXAMPLES = 4  # validation examples drawn in TensorBoard
 
 
+def _token_scores(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, background: torch.Tensor
+) -> torch.Tensor:
+    """Integrated gradients on the token embeddings, averaged over baselines that are real
+    texts (Erion et al.'s expected gradients): an unseen baseline such as all-<unk> would
+    credit every token with moving the model off its data, relevant or not."""
+    explainer = LayerIntegratedGradients(model, model.stem.embed)
+    g = torch.Generator().manual_seed(0)
+    total = torch.zeros(x.shape, dtype=torch.float32)
+    for _ in range(DRAWS):
+        rows = torch.randint(len(background), (len(x),), generator=g)
+        baseline = background[rows, : x.shape[1]].to(x.device)
+        scores = explainer.attribute(x, baseline, target=target, n_steps=STEPS)
+        total += scores.sum(-1).abs().detach().float().cpu()
+    return total / DRAWS * (x != model.stem.pad_id).cpu()
+
+
 def attribute(
-    model: nn.Module, x: torch.Tensor, method: str = "integrated_gradients"
+    model: nn.Module,
+    x: torch.Tensor,
+    method: str = "integrated_gradients",
+    background: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scores for the predicted class: (B, H, W) for images, (B, T) for series and tokens;
-    and the predicted classes. Baselines: zeros (the training mean, after standardising) for
-    numbers; <unk> in place of every real token for text."""
+    """Non-negative scores for the predicted class, (B, H, W) for images and (B, T) for series
+    and tokens, and the predicted classes. Numeric inputs: baseline zeros (the training mean,
+    after standardising). Tokens: integrated gradients only (input x gradient on embeddings
+    credits tokens the model ignores), from baselines drawn from `background` token ids (the
+    training texts)."""
+    if x.dtype == torch.long and (method != METHODS[0] or background is None):
+        raise ConfigError(
+            "Token inputs are explained with integrated gradients from real texts: use "
+            "method integrated_gradients and give background texts."
+        )
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
         with torch.no_grad():
             predicted = model(x).argmax(-1)
-        if x.dtype == torch.long:  # token ids: attribute to the embedding layer's output
-            layer = model.stem.embed
-            kind = LayerIntegratedGradients if method == METHODS[0] else LayerGradientXActivation
-            explainer = kind(model, layer)
-            if method == METHODS[0]:
-                baseline = torch.where(x == model.stem.pad_id, x, torch.full_like(x, UNK_ID))
-                scores = explainer.attribute(x, baseline, target=predicted, n_steps=STEPS)
-            else:
-                scores = explainer.attribute(x, target=predicted)
-            scores = scores.sum(-1).abs() * (x != model.stem.pad_id)
+        if x.dtype == torch.long:
+            scores = _token_scores(model, x, predicted, background)
         else:
             x = x.detach().clone().requires_grad_(True)
             if method == METHODS[0]:
@@ -116,7 +131,10 @@ class Attributions(Callback):
             return
         data = trainer.datamodule
         x = data.tensors["val"][0][:NUM_EXAMPLES].to(pl_module.device)
-        scores, predicted = attribute(pl_module.model, x)
+        background = data.tensors["train"][0][:256] if x.dtype == torch.long else None
+        # Validation runs without autograd; attributions need gradients.
+        with torch.inference_mode(False), torch.enable_grad():
+            scores, predicted = attribute(pl_module.model, x, background=background)
         tokens = token_labels(data.tokenizer, x) if hasattr(data, "tokenizer") else None
         titles = [f"predicted {data.classes[p]}" for p in predicted]
         figure = attribution_figure(x.float().cpu().numpy(), scores, titles, tokens)

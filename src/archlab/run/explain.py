@@ -60,8 +60,15 @@ def explain(run: Path, inputs: list[str], output: Path, method: str) -> list[Pat
     task = build_task(cfg, data, checkpoint["hyper_parameters"])
     task.load_state_dict(checkpoint["state_dict"])
     x = torch.stack([_input(data, text) for text in inputs])
-    scores, predicted = attribute(task.model, x, method)
-    tokens = token_labels(data.tokenizer, x) if cfg.data.modality == "text" else None
+    text = cfg.data.modality == "text"
+    if text and method != "integrated_gradients":
+        raise ConfigError(
+            f"--method {method} does not explain token inputs; text runs use "
+            "--method integrated_gradients."
+        )
+    background = data.tensors["train"][0][:256] if text else None
+    scores, predicted = attribute(task.model, x, method, background)
+    tokens = token_labels(data.tokenizer, x) if text else None
     output.mkdir(parents=True, exist_ok=True)
     written = []
     for i, text in enumerate(inputs):
