@@ -100,7 +100,9 @@ def attribution_figure(
             image = inputs[i]
             pixels = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1).mean(-1)
             ax.imshow(pixels, cmap="gray")
-            ax.imshow(score, cmap="Reds", alpha=0.6, vmin=0, vmax=1)
+            heat = np.zeros((*score.shape, 4))
+            heat[..., 0], heat[..., 3] = 1.0, 0.85 * score  # red, opaque where it counts
+            ax.imshow(heat)
             ax.axis("off")
         else:
             series = inputs[i]
