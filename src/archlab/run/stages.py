@@ -42,7 +42,8 @@ def stage_config(cfg: DictConfig, stage: str | None, init_from: Path | None = No
 
     pretrain: `task` is `pretrain.task`, `pretrain.trainer` applies over `trainer`, every
     training input is used (`data.label_fraction=1`). finetune: `task` as given, starting
-    from `init_from` when given. Self-supervised runs keep the checkpoint of lowest val/loss.
+    from `init_from` when given. Self-supervised runs keep the checkpoint of lowest val/loss,
+    translation runs the one of highest val/exact_match.
     """
     plain: dict[str, Any] = OmegaConf.to_container(cfg)
     plain["stages"], plain["stage"] = [], None
