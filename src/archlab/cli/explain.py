@@ -24,14 +24,15 @@ def main() -> None:
         help="SPLIT:INDEX (an example of the run's data, e.g. test:0); for text runs also a "
         "text or a .txt file",
     )
-    parser.add_argument("--output", type=Path, default=None, help="default: RUN/explain")
+    parser.add_argument("--output", type=Path, help="where the PNGs go (default: RUN/explain)")
     parser.add_argument("--method", choices=METHODS, default=METHODS[0])
     args = parser.parse_args()
     # torch, Lightning and Captum load once the arguments parsed: --help answers at once.
     from archlab.run.explain import explain
 
     try:
-        written = explain(args.run, args.inputs, args.output or args.run / "explain", args.method)
+        folder = args.run if args.run.is_dir() else args.run.parent
+        written = explain(args.run, args.inputs, args.output or folder / "explain", args.method)
     except ArchlabError as error:
         exit_with("archlab-explain", error)
     for path in written:

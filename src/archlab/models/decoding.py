@@ -12,7 +12,9 @@ def _reorder(state: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, t
 
 
 @torch.no_grad()
-def greedy(model: nn.Module, source: torch.Tensor, bos: int, eos: int, max_len: int):
+def greedy(
+    model: nn.Module, source: torch.Tensor, bos: int, eos: int, max_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, S) sources -> (B, <= max_len) ids (<eos> included, then padding 0) and the total
     log-probability of each."""
     state = model.start(source, bos)
@@ -47,7 +49,7 @@ def beam_search(
     max_len: int,
     beam_size: int,
     alpha: float = 0.0,
-):
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The hypothesis of best `log p / length_penalty` among `beam_size` kept per source
     (finished ones compete as they are). Returns ids (B, <= max_len) as `greedy` does, and
     each one's total log-probability."""
