@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all lint format bench bench-transfer bench-infer bench-gpu tensorboard clean
+.PHONY: install train test test-all lint format bench bench-transfer bench-infer bench-seq2seq bench-gpu tensorboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-transfer: $(STAMP)  ## finetuned-from-pretrained vs from-scratch, low-labe
 bench-infer: $(STAMP)  ## inference samples/s per architecture: eager, torch.compile, ONNX Runtime; start-up
 	$(BIN)/pip install --quiet -e ".[export]"
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.infer
+
+bench-seq2seq: $(STAMP)  ## each encoder-decoder on the built-in dates task: exact match, BLEU, chrF, decode speed
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.seq2seq $(ARGS)
 
 bench-gpu: $(STAMP)  ## GPT-2-small-shaped LM training throughput and MFU on a CUDA GPU
 	$(BIN)/python -m bench.throughput $(ARGS)

@@ -48,12 +48,14 @@ def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
         "mlm": ["data=text"],
         "forecast": ["data=sequence", "model=rnn"],
         "linear_probe": ["finetune.init_from=run"],
+        "pairs": ["task=translate"],
+        "translate": ["data=pairs"],
     }
     for option in options:
         overrides = [f"{group}={option}", *fitting.get(option, [])]
         cfg = validate(compose_config("train", overrides))
         assert cfg.model.name in ("cnn", "rnn", "transformer")
-        assert cfg.data.modality in ("image", "sequence", "text")
+        assert cfg.data.modality in ("image", "sequence", "text", "pairs")
 
 
 def test_every_knob_in_conf_is_commented() -> None:

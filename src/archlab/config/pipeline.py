@@ -19,6 +19,7 @@ _MODALITIES = {
     "mlm": ("text",),
     "forecast": ("sequence",),
     "reconstruct": ("image", "sequence"),
+    "translate": ("pairs",),
 }
 # Objectives that predict the next position from the past only.
 _CAUSAL = ("lm", "forecast")
@@ -104,9 +105,10 @@ def check_pipeline(cfg: DictConfig, merge: Any, check_values: Any) -> None:
             "stage=)."
         )
     tuning = cfg.finetune
-    if tuning.init_from and cfg.task.name != "classify":
+    if tuning.init_from and cfg.task.name not in ("classify", "translate"):
         raise ConfigError(
-            f"finetune.init_from applies to task=classify (now task={cfg.task.name})."
+            "finetune.init_from applies to task=classify and task=translate (now "
+            f"task={cfg.task.name})."
         )
     active = tuning.freeze_epochs or tuning.linear_probe or tuning.lr_mult != 1.0
     if (active or tuning.layer_decay != 1.0) and not (tuning.init_from or "finetune" in cfg.stages):

@@ -56,6 +56,7 @@ class RNNConfig:
     patch_size: int = positive(2)
     fc_dims: list[int] = positive(factory=list)
     pooling: str = choice("mean", "max", "flatten")
+    attention: bool = True
 
 
 @dataclass
@@ -129,7 +130,27 @@ class TextDataConfig(DataConfig):
     max_length: int = positive(128)
 
 
-DATA = {"image": ImageDataConfig, "sequence": SequenceDataConfig, "text": TextDataConfig}
+@dataclass
+class PairsDataConfig(DataConfig):
+    modality: str = "pairs"
+    source: str = choice("dates", "tsv", "csv", "jsonl")
+    num_examples: int = positive(20000)
+    source_field: str = "source"
+    target_field: str = "target"
+    tokenizer: str = choice("char", "bpe")
+    vocab_size: int = bounded(2000, ge=3)
+    shared_vocab: bool = False
+    max_source_length: int = positive(64)
+    max_target_length: int = positive(64)
+    batch_size: int = positive(128)
+
+
+DATA = {
+    "image": ImageDataConfig,
+    "sequence": SequenceDataConfig,
+    "text": TextDataConfig,
+    "pairs": PairsDataConfig,
+}
 
 
 # ---------------------------------------------------------------- task
@@ -191,12 +212,24 @@ class ReconstructTaskConfig(SelfSupervisedTaskConfig):
     mask_ratio: float = bounded(0.5, gt=0, lt=1)
 
 
+@dataclass
+class TranslateTaskConfig:
+    name: str = "translate"
+    label_smoothing: float = probability(0.0)
+    beam_size: int = positive(1)
+    length_penalty: float = bounded(0.6, ge=0)
+    on_nonfinite: str = choice("stop", "skip")
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+
 TASKS = {
     "classify": ClassifyTaskConfig,
     "lm": LMTaskConfig,
     "mlm": MLMTaskConfig,
     "forecast": ForecastTaskConfig,
     "reconstruct": ReconstructTaskConfig,
+    "translate": TranslateTaskConfig,
 }
 
 

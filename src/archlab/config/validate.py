@@ -101,7 +101,7 @@ def _check_combinations(cfg: DictConfig) -> None:
             "trainer=ddp (several processes) or trainer=cpu."
         )
     data = cfg.data
-    if data.modality == "text" and data.tokenizer == "bpe" and data.vocab_size < 258:
+    if data.modality in ("text", "pairs") and data.tokenizer == "bpe" and data.vocab_size < 258:
         raise ConfigError(
             f"data.vocab_size={data.vocab_size} is too small for the byte-level BPE tokenizer "
             "(it needs >= 258: 256 bytes plus <pad> and <unk>); "

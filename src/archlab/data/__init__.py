@@ -13,8 +13,14 @@ def build_datamodule(cfg: Mapping[str, Any], seed: int | None = None) -> ArrayDa
     """The data module for a validated `data` config section; `seed` orders training batches."""
     # The data modules import Lightning: only when one is built (archlab-predict never does).
     from archlab.data.image import ImageDataModule
+    from archlab.data.pairs import PairsDataModule
     from archlab.data.sequence import SequenceDataModule
     from archlab.data.text import TextDataModule
 
-    modules = {"image": ImageDataModule, "sequence": SequenceDataModule, "text": TextDataModule}
+    modules = {
+        "image": ImageDataModule,
+        "sequence": SequenceDataModule,
+        "text": TextDataModule,
+        "pairs": PairsDataModule,
+    }
     return modules[cfg["modality"]](cfg, seed)

@@ -53,9 +53,14 @@ class CNN(nn.Module):
         x = x.transpose(1, 2)
         if mask is None:
             return self.blocks(x).transpose(1, 2), None
-        # Zero padded positions after every block so that padding never leaks into valid ones.
+        # Zero padded positions before every convolution and every pool, so that padding never
+        # leaks into valid ones (batch norm makes a padded position's output non-zero).
         m = mask.unsqueeze(1).to(x.dtype)
+        x = x * m
         for block in self.blocks:
-            x = block(x * m)
-            m = nn.functional.max_pool1d(m, 2, ceil_mode=True)
+            for layer in block:
+                if isinstance(layer, nn.MaxPool1d):
+                    x = x * m
+                    m = nn.functional.max_pool1d(m, 2, ceil_mode=True)
+                x = layer(x)
         return (x * m).transpose(1, 2), m.squeeze(1) > 0

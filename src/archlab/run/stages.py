@@ -40,7 +40,8 @@ def stage_config(cfg: DictConfig, stage: str | None, init_from: Path | None = No
 
     pretrain: `task` is `pretrain.task`, `pretrain.trainer` applies over `trainer`, every
     training input is used (`data.label_fraction=1`). finetune: `task` as given, starting
-    from `init_from` when given. Self-supervised runs keep the checkpoint of lowest val/loss.
+    from `init_from` when given. Self-supervised runs keep the checkpoint of lowest val/loss,
+    translation runs the one of highest val/exact_match.
     """
     plain: dict[str, Any] = OmegaConf.to_container(cfg)
     plain["stages"], plain["stage"] = [], None
@@ -55,6 +56,8 @@ def stage_config(cfg: DictConfig, stage: str | None, init_from: Path | None = No
         plain["finetune"]["init_from"] = str(init_from)
     if plain["task"]["name"] in SELF_SUPERVISED:
         plain["callbacks"]["checkpoint"] |= {"monitor": "val/loss", "mode": "min"}
+    if plain["task"]["name"] == "translate":
+        plain["callbacks"]["checkpoint"] |= {"monitor": "val/exact_match", "mode": "max"}
     return validate(OmegaConf.create(plain))
 
 

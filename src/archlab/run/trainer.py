@@ -23,6 +23,8 @@ from archlab.checkpointing.rng_state import RNGStateCallback
 from archlab.config.job import JobContext
 from archlab.data.batches import RestoreLoaderPosition
 from archlab.distributed.strategies import trainer_arguments
+from archlab.records.attention import AttentionMaps
+from archlab.records.attributions import Attributions
 from archlab.records.cost import TrainClock
 from archlab.records.dashboards import PredictionDashboards
 from archlab.records.tracker_runs import mlflow_logger, wandb_logger
@@ -92,7 +94,9 @@ def build_callbacks(
     if pruning:
         callbacks.append(pruning)
     if has_logger and cfg.task.name == "classify":
-        callbacks.append(PredictionDashboards())
+        callbacks += [PredictionDashboards(), Attributions()]
+    if has_logger and (cfg.task.name == "translate" or cfg.model.name == "transformer"):
+        callbacks.append(AttentionMaps())
     if cfg.callbacks.lr_monitor and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:

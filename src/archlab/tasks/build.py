@@ -15,12 +15,15 @@ from omegaconf import DictConfig
 from archlab.config.pipeline import SELF_SUPERVISED
 from archlab.data import build_datamodule
 from archlab.data.base import ArrayDataModule
+from archlab.data.pairs import PairsDataModule
 from archlab.models import build_classifier
 from archlab.models.pretrain import build_pretrainer, unit_span
+from archlab.models.seq2seq import build_translator
 from archlab.tasks.classify import ClassificationTask
 from archlab.tasks.finetune import FinetuneTask
 from archlab.tasks.pretrain import PretrainTask
 from archlab.tasks.transfer import input_transforms, load_source, transfer_weights
+from archlab.tasks.translate import TranslateTask
 
 
 def finetuning(cfg: DictConfig) -> bool:
@@ -44,6 +47,8 @@ def build_task(
     """The task for `cfg` on set-up `datamodule`; `source`: a checkpoint (path, contents) whose
     stem + backbone the classifier starts from."""
     spec = datamodule.spec
+    if isinstance(datamodule, PairsDataModule):
+        return _translator(cfg, datamodule, hparams, source)
     if cfg.task.name in SELF_SUPERVISED:
         model = build_pretrainer(cfg.model, spec, cfg.task.name)
         return PretrainTask(model, spec, unit_span(cfg.model, spec), cfg.task, hparams)
@@ -54,11 +59,29 @@ def build_task(
     return FinetuneTask(model, datamodule.num_classes, cfg.task, hparams, cfg.finetune, report)
 
 
+def _translator(
+    cfg: DictConfig,
+    datamodule: PairsDataModule,
+    hparams: dict,
+    source: tuple[Path, dict[str, Any]] | None,
+) -> TranslateTask:
+    model = build_translator(
+        cfg.model, datamodule.spec, datamodule.target_vocab_size, datamodule.target_length
+    )
+    report = transfer_weights(model, source[1], source[0]) if source else None
+    if report is not None:
+        print("\n".join(report.lines()))
+    bos, eos = datamodule.bos_id, datamodule.eos_id
+    return TranslateTask(model, cfg.task, hparams, bos, eos, datamodule.target_length - 1)
+
+
 def build_run(cfg: DictConfig, hparams: dict) -> tuple[ArrayDataModule, pl.LightningModule]:
     """Data module (set up for fitting) and task for `cfg`; hparams go into checkpoints."""
     datamodule = build_datamodule(cfg.data, seed=cfg.seed)
     source = load_source(cfg.finetune.init_from) if cfg.finetune.init_from else None
-    if source is not None:
+    if source is not None and isinstance(datamodule, PairsDataModule):
+        datamodule.adopt_encoder(source[1])
+    elif source is not None:
         transforms = input_transforms(source[1], type(datamodule).__qualname__)
         if transforms:
             datamodule.load_state_dict(transforms)

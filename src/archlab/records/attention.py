@@ -1,0 +1,123 @@
+"""TensorBoard pictures of what a model attends to, at every validation, for the same first
+validation examples: cross-attention of a translator (target rows, source columns) and
+self-attention of a Transformer classifier; per layer with heads averaged, and per head for
+the first example."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from archlab.data.pairs import PairsDataModule
+from archlab.models.attention_maps import cross_attention_maps, self_attention_maps
+from archlab.records.figures import _panels
+
+NUM_EXAMPLES = 4
+_MAX_TICKS = 40  # more positions than this are drawn without tick labels
+
+
+def attention_figure(
+    maps: Sequence[np.ndarray],
+    rows: Sequence[Sequence[str]],
+    columns: Sequence[Sequence[str]],
+    titles: Sequence[str],
+) -> Figure:
+    """One heatmap per (T, S) weight matrix; rows attend to columns."""
+    fig, axes = _panels(len(maps), (3.6, 3.0))
+    for ax, weights, row, column, title in zip(axes, maps, rows, columns, titles, strict=True):
+        ax.imshow(weights, cmap="viridis", vmin=0, aspect="auto")
+        if len(column) <= _MAX_TICKS:
+            ax.set_xticks(range(len(column)), column, fontsize=6, rotation=90)
+        if len(row) <= _MAX_TICKS:
+            ax.set_yticks(range(len(row)), row, fontsize=6)
+        ax.set_title(title, fontsize=8)
+    return fig
+
+
+def _tokens(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    return [tokenizer.decode([i]) or "·" for i in ids]
+
+
+def _spans(tokens: list[str], count: int) -> list[str]:
+    """`tokens` grouped into `count` equal spans (a pooling encoder's output positions)."""
+    if count == len(tokens):
+        return tokens
+    width = -(-len(tokens) // count)
+    return ["".join(tokens[i * width : (i + 1) * width]) for i in range(count)]
+
+
+def translation_maps(
+    model: torch.nn.Module, data: PairsDataModule, source: torch.Tensor, target: torch.Tensor
+) -> tuple[list[np.ndarray], list[list[str]], list[list[str]]]:
+    """Per layer (B, heads, T, S') cross-attention trimmed to each example's real tokens, with
+    their row (target) and column (source) labels per example."""
+    maps = [m.float().cpu().numpy() for m in cross_attention_maps(model, source, target[:, :-1])]
+    rows, columns = [], []
+    for i in range(len(source)):
+        gold = target[i, 1:].tolist()
+        length = gold.index(data.eos_id) + 1 if data.eos_id in gold else len(gold)
+        rows.append([*_tokens(data.target_tokenizer, gold[: length - 1]), "</s>"])
+        ids = [t for t in source[i].tolist() if t != data.source_tokenizer.pad_id]
+        tokens = _tokens(data.source_tokenizer, ids)
+        span = -(-source.shape[1] // maps[0].shape[-1]) if maps else 1
+        columns.append(_spans(tokens, -(-len(tokens) // span)))
+    return maps, rows, columns
+
+
+def classifier_maps(
+    model: torch.nn.Module, data: Any, x: torch.Tensor
+) -> tuple[list[np.ndarray], list[list[str]], list[list[str]]]:
+    maps = [m.float().cpu().numpy() for m in self_attention_maps(model, x)]
+    labels = []
+    for i in range(len(x)):
+        if hasattr(data, "tokenizer"):
+            ids = [t for t in x[i].tolist() if t != data.tokenizer.pad_id]
+            labels.append(_tokens(data.tokenizer, ids))
+        else:
+            labels.append([str(p) for p in range(maps[0].shape[-1])] if maps else [])
+    return maps, labels, labels
+
+
+class AttentionMaps(Callback):
+    """Draws after every validation of a fit (sanity check excepted)."""
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        logger = trainer.logger
+        if trainer.sanity_checking or not isinstance(logger, TensorBoardLogger):
+            return
+        if not trainer.is_global_zero:
+            return
+        data = trainer.datamodule
+        x, y = (t[:NUM_EXAMPLES].to(pl_module.device) for t in data.tensors["val"])
+        model = pl_module.model
+        modes = {m: m.training for m in model.modules()}
+        model.eval()
+        try:
+            if isinstance(data, PairsDataModule):
+                maps, rows, columns = translation_maps(model, data, x, y)
+            else:
+                maps, rows, columns = classifier_maps(model, data, x)
+        finally:
+            for module, mode in modes.items():
+                module.training = mode
+        kind = "cross" if isinstance(data, PairsDataModule) else "self"
+        writer, step = logger.experiment, trainer.global_step
+        for layer, weights in enumerate(maps):
+            sizes = [(len(r), len(c)) for r, c in zip(rows, columns, strict=True)]
+            mean = [weights[i].mean(0)[:t, :s] for i, (t, s) in enumerate(sizes)]
+            titles = [f"example {i}, layer {layer}, heads averaged" for i in range(len(mean))]
+            figure = attention_figure(mean, rows, columns, titles)
+            writer.add_figure(f"attention_{kind}/layer{layer}_mean", figure, step)
+            t, s = sizes[0]
+            heads = [head[:t, :s] for head in weights[0]]
+            titles = [f"example 0, layer {layer}, head {h}" for h in range(len(heads))]
+            count = len(heads)
+            figure = attention_figure(heads, [rows[0]] * count, [columns[0]] * count, titles)
+            writer.add_figure(f"attention_{kind}/layer{layer}_heads", figure, step)
+        writer.flush()
