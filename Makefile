@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all lint format bench bench-transfer bench-gpu tensorboard clean
+.PHONY: install train test test-all lint format bench bench-transfer bench-gpu bench-data tensorboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: $(STAMP)  ## archlab vs a hand-written PyTorch loop; start-up time; a 4-j
 
 bench-transfer: $(STAMP)  ## finetuned-from-pretrained vs from-scratch, low-label, per modality
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.transfer
+
+bench-data: $(STAMP)  ## streamed image folders at two sizes 10x apart: peak RSS, time to first step, loader samples/s
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m bench.data $(ARGS)
 
 bench-gpu: $(STAMP)  ## GPT-2-small-shaped LM training throughput and MFU on a CUDA GPU
 	$(BIN)/python -m bench.throughput $(ARGS)

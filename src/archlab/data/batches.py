@@ -180,7 +180,20 @@ def tensor_loader(
     *,
     seed: int | None = None,
 ) -> DataLoader:
-    """A DataLoader whose batches are sliced from `tensors` in one step.
+    """A DataLoader whose batches are sliced from `tensors` in one step (see `batch_loader`)."""
+    return batch_loader(TensorBatches(*tensors), batch_size, shuffle, drop_last, seed=seed)
+
+
+def batch_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    drop_last: bool = False,
+    *,
+    seed: int | None = None,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A DataLoader over a dataset that serves whole batches (`__getitems__`), no collate.
 
     `shuffle=True` (training) gives a `ResumableLoader` whose epoch orders follow from `seed`
     (default: `torch.initial_seed()`, i.e. the seed given to `seed_everything`). Every loader
@@ -192,16 +205,20 @@ def tensor_loader(
     splits the examples without padding, so val/test metrics (summed across processes by
     torchmetrics) count every example exactly once. Batches are pinned once CUDA is in use,
     so Lightning's non-blocking copies to the GPU overlap with compute.
+
+    With `num_workers` > 0 (streamed data) batches are read in persistent worker processes;
+    the batch order is still drawn in the main process, so it does not depend on them.
     """
     import torch.cuda
 
-    dataset = TensorBatches(*tensors)
     common = {
         "batch_size": batch_size,
         "drop_last": drop_last,
         "collate_fn": _as_is,
         "generator": torch.Generator(),
         "pin_memory": torch.cuda.is_available() and torch.cuda.is_initialized(),
+        "num_workers": num_workers,
+        "persistent_workers": num_workers > 0,
     }
     group = _process_group()
     if not shuffle:

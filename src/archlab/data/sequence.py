@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from archlab.data.augment import augment_series
 from archlab.data.base import ArrayDataModule, RawSplit, standardize_stats
 from archlab.data.image import load_digits_images
 from archlab.models.spec import SequenceSpec
+
+
+@dataclass(frozen=True)
+class StandardizeSeries:
+    """Raw (N, T, F) series to float tensors, standardised per feature when fitted so."""
+
+    mean: torch.Tensor | None = None
+    std: torch.Tensor | None = None
+
+    def __call__(self, inputs: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(inputs)).float()
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        return x
 
 
 class SequenceDataModule(ArrayDataModule):
@@ -43,13 +59,12 @@ class SequenceDataModule(ArrayDataModule):
             return {}
         return standardize_stats(train_inputs, axes=(0, 1))
 
-    def transform(self, inputs: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(inputs)).float()
-        if "mean" in self.fitted:
-            x = (x - self.fitted["mean"]) / self.fitted["std"]
-        return x
+    def batch_transform(self) -> StandardizeSeries:
+        return StandardizeSeries(self.fitted.get("mean"), self.fitted.get("std"))
+
+    def augment_batch(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return augment_series(inputs, self.cfg["augment"], generator)
 
     @property
     def spec(self) -> SequenceSpec:
-        _, t, f = self.tensors["train"][0].shape
-        return SequenceSpec(t, f)
+        return SequenceSpec(*self.input_shape)
