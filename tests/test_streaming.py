@@ -188,6 +188,7 @@ def test_bad_files_stop_by_default_and_are_skipped_and_listed_on_request(tmp_pat
             _module(folder, tmp_path / "cache", "data.in_memory=false")
 
 
+@pytest.mark.slow
 def test_cli_streams_skips_bad_files_and_records_them(tmp_path):
     folder = make_folder(tmp_path / "data", per_class=20)
     bad = _corrupt(folder)
