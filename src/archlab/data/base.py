@@ -83,6 +83,7 @@ class ArrayDataModule(pl.LightningDataModule):
         self.input_shape: tuple[int, ...] = ()  # of one example, after the transform
         self.streamed = False
         self.bad_inputs: list[dict[str, str]] = []  # skipped with data.on_bad=skip
+        self._note = ""  # which path was chosen, said after set-up
 
     # -- what each modality provides
     def read(self) -> dict[str, RawSplit]:
@@ -159,7 +160,11 @@ class ArrayDataModule(pl.LightningDataModule):
             if stream
             else "held in memory"
         )
-        say(f"data: {count:,} {what}, {nbytes / 2**30:.2f} GiB as tensors ({why}): {where}.")
+        note = f"data: {count:,} {what}, {nbytes / 2**30:.2f} GiB as tensors ({why}): {where}."
+        if stream:
+            say(note)  # now: building the cache may take a while
+        else:
+            self._note = note  # once the data is read: an unreadable file is the only line
         return stream
 
     def views(
@@ -231,6 +236,8 @@ class ArrayDataModule(pl.LightningDataModule):
             self.tensors[split] = (x, torch.from_numpy(labels[split]))
             self.datasets[split] = TensorBatches(*self.tensors[split])
         self.input_shape = tuple(self.datasets["train"][0][0].shape)
+        if self._note:
+            say(self._note)
 
     def sample_inputs(self, count: int) -> torch.Tensor:
         """The first `count` training inputs, transformed (for shape and memory probes)."""
