@@ -25,7 +25,7 @@ from archlab.checkpointing.rng_state import RNGStateCallback
 from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.data import build_datamodule
-from archlab.data.batches import RestoreLoaderPosition
+from archlab.data.batches import RestoreLoaderPosition, TensorBatches, batch_loader, tensor_loader
 from archlab.data.cache import build_cache
 from archlab.data.sources.images import ImageFolderSource, list_image_folder
 from archlab.errors import DataError
@@ -337,3 +337,25 @@ def test_streamed_ddp_counts_each_example_once_and_matches_one_process(folder, t
     for key, value in records["one"].items():
         if key.startswith(("val/", "test/")):
             assert records["two"][key] == pytest.approx(value, abs=1e-5), key
+
+
+class CountingBatches(TensorBatches):
+    """Counts the examples read, as a slow disk would feel them."""
+
+    reads = 0
+
+    def __getitems__(self, indices):
+        type(self).reads += len(indices)
+        return super().__getitems__(indices)
+
+
+def test_a_resumed_epoch_reads_none_of_the_batches_it_skips():
+    data = CountingBatches(torch.arange(100))
+    whole = [b[0] for b in tensor_loader(data.tensors, 10, shuffle=True, seed=3)]
+    loader = batch_loader(data, 10, shuffle=True, seed=3)
+    loader.load_state_dict({"epoch": 0, "batches": 4})
+    CountingBatches.reads = 0
+    rest = [b[0] for b in loader]
+    assert CountingBatches.reads == 60
+    assert all(torch.equal(a, b) for a, b in zip(rest, whole[4:], strict=True))
+    assert loader.state_dict() == {"epoch": 0, "batches": 10}

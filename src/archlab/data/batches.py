@@ -51,7 +51,18 @@ class TensorBatches(Dataset):
         return tuple(t[index] for t in self.tensors)
 
 
-class EpochShuffle(RandomSampler):
+class _Skips:
+    """A sampler that can start its next pass `skip` positions in, so a resumed loader need
+    not read and transform the batches it would drop."""
+
+    skip = 0
+
+    def _from_skip(self, order: list[int]) -> Iterator[int]:
+        skip, self.skip = self.skip, 0
+        return iter(order[skip:])
+
+
+class EpochShuffle(_Skips, RandomSampler):
     """A random order per epoch that depends on (seed, epoch) only, never on global RNG state.
 
     Lightning calls `set_epoch` before every epoch (as for a DistributedSampler), so a resumed
@@ -69,7 +80,7 @@ class EpochShuffle(RandomSampler):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        return iter(_epoch_order(len(self.data_source), self.seed, self.epoch))
+        return self._from_skip(_epoch_order(len(self.data_source), self.seed, self.epoch))
 
 
 def _epoch_order(size: int, seed: int, epoch: int) -> list[int]:
@@ -77,7 +88,7 @@ def _epoch_order(size: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(size, generator=generator).tolist()
 
 
-class DistributedEpochShuffle(DistributedSampler):
+class DistributedEpochShuffle(_Skips, DistributedSampler):
     """`EpochShuffle`'s order dealt round-robin to the processes of a DDP run.
 
     Rank r takes positions r, r + W, r + 2W ... of the single-process order, so with a
@@ -93,7 +104,7 @@ class DistributedEpochShuffle(DistributedSampler):
     def __iter__(self) -> Iterator[int]:
         order = _epoch_order(len(self.dataset), self.seed, self.epoch)
         order += order[: self.total_size - len(order)]
-        return iter(order[self.rank : self.total_size : self.num_replicas])
+        return self._from_skip(order[self.rank : self.total_size : self.num_replicas])
 
 
 def _process_group() -> tuple[int, int] | None:
@@ -105,7 +116,7 @@ def _process_group() -> tuple[int, int] | None:
     return None
 
 
-class _SequentialEpochs(SequentialSampler):
+class _SequentialEpochs(_Skips, SequentialSampler):
     """A sequential sampler that knows the epoch, so a resumed loader can tell the epoch it
     was checkpointed in from the next one."""
 
@@ -114,15 +125,19 @@ class _SequentialEpochs(SequentialSampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def __iter__(self) -> Iterator[int]:
+        return self._from_skip(list(range(len(self.data_source))))
+
 
 class ResumableLoader(DataLoader):
     """A DataLoader that continues an interrupted epoch after `load_state_dict`.
 
     The epoch comes from the sampler's `epoch` (set by Lightning through `set_epoch`), so the
     saved position is applied only when that same epoch is resumed: a checkpoint taken on an
-    epoch's last batch resumes with the next epoch, whole. Skipped batches are fetched and
-    dropped (one slice each here), which works with any sampler and worker count. `__init__`
-    takes DataLoader's arguments, so Lightning can re-instantiate it with another sampler.
+    epoch's last batch resumes with the next epoch, whole. archlab's samplers start the pass
+    after the skipped batches (nothing is read for them); with another sampler they are
+    fetched and dropped. `__init__` takes DataLoader's arguments, so Lightning can
+    re-instantiate it with another sampler.
     """
 
     def __init__(self, dataset: Dataset, **kwargs: Any) -> None:
@@ -145,8 +160,12 @@ class ResumableLoader(DataLoader):
         epoch = getattr(self.sampler, "epoch", None)
         resume, self._resume = self._resume, None
         skip = resume[1] if resume is not None and resume[0] == epoch else 0
+        skips_in_sampler = isinstance(self.sampler, _Skips) and self.batch_size is not None
+        if skips_in_sampler:
+            self.sampler.skip = skip * self.batch_size  # read when the pass starts, below
         batches = super().__iter__()
-        deque(islice(batches, skip), maxlen=0)
+        if not skips_in_sampler:
+            deque(islice(batches, skip), maxlen=0)
         self._epoch, self._served = epoch, skip
         for batch in batches:
             self._served += 1
