@@ -8,19 +8,21 @@ runs it, in a subprocess, streaming (`data.in_memory=false`) a small CNN for `--
 of batch 128 plus its validation and test passes, twice: with an empty cache directory (cold:
 the images are decoded and written into the cache first) and again with the cache warm.
 
-* peak RSS: the largest sum of the resident memory of the training process and its children
-  (loader workers, cache builders), sampled from /proc every 0.1 s. Workers are forked, so
-  pages they share with the parent count twice: an upper bound. It must stay flat across the
-  two sizes and under 2 GB.
+* peak memory: the largest sum of the proportional set size (PSS: each shared page split
+  among the processes sharing it) of the training process and its children (loader
+  workers, cache builders), sampled from /proc every 0.1 s; and the peak resident memory
+  (RSS) of the training process alone. The target: flat across the two sizes, under 2 GB.
 * command to first step: from starting the command to the wall time TensorBoard records for
   the first training step's loss (`trainer.log_every_n_steps=1`).
 * loader samples/s (warm cache): archlab's streamed train loader (the one `archlab-train`
-  builds: same sampler, workers, batch size) against a plain PyTorch `DataLoader` with the
-  same number of workers, batch size and shuffling over an ImageFolder-style dataset that
-  decodes each PNG with PIL and applies the same transform (to float, standardise with the
-  same statistics) per sample: the loop a user would otherwise write. Both are drained for
-  the same number of batches, twice, alternating which goes first; the better of the two
-  runs is kept for each. The ratio archlab/plain is the target (>= 0.9).
+  builds: same sampler, workers, batch size) against two plain PyTorch `DataLoader`s with
+  the same number of workers, batch size and shuffling, each fetching one example per
+  `__getitem__` and collating: (a) over an ImageFolder-style dataset that decodes each PNG
+  with PIL and applies the same transform (to float, standardise with the same statistics):
+  the loop a user would otherwise write; (b) over archlab's own cache file as a numpy
+  memmap with the same transform: the loop a user would write around a cache of their own.
+  Each is drained for `--batches` batches, twice, alternating the order; the better run of
+  each is kept. The target is archlab/plain >= 0.9.
 
 The machine the README figures come from has 2 cores shared with other jobs: wall times are
 noisy, the ratios are measured within one run.
