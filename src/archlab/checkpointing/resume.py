@@ -22,6 +22,8 @@ from archlab.records.run_record import METRICS_FILE
 LAST_CHECKPOINT = "last.ckpt"
 # What must match for a checkpoint to continue a run; trainer settings may change (more epochs).
 _RESULT_SECTIONS = ("model", "data", "task", "seed")
+# Keys inside those sections that change how data is read, not the results.
+_NEUTRAL_KEYS = frozenset({"data.num_workers", "data.cache_dir"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class PriorRun:
 
 
 def _first_difference(old: Any, new: Any, key: str) -> str | None:
+    if key in _NEUTRAL_KEYS:
+        return None
     if isinstance(old, dict) and isinstance(new, dict):
         for k in sorted(old.keys() | new.keys()):
             found = _first_difference(old.get(k), new.get(k), f"{key}.{k}" if key else k)

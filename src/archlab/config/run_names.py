@@ -18,6 +18,8 @@ COSMETIC_KEYS = (
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
     "callbacks.progress_refresh_rate",
+    "data.num_workers",
+    "data.cache_dir",
 )
 
 

@@ -91,6 +91,32 @@ class DataConfig:
     test_fraction: float = probability(0.2)
     split_seed: int = 0
     label_fraction: float = bounded(1.0, gt=0, le=1)
+    in_memory: bool | None = None
+    num_workers: int | None = bounded(None, ge=0)
+    cache_dir: str | None = None
+    on_bad: str = choice("stop", "skip")
+    fit_sample: int = positive(50000)
+
+
+@dataclass
+class ImageAugmentConfig:
+    flip: bool = False
+    crop_scale: float = bounded(1.0, gt=0, le=1)
+    rotate: float = bounded(0.0, ge=0, le=180)
+    translate: float = bounded(0.0, ge=0, le=0.5)
+    color: float = probability(0.0)
+
+
+@dataclass
+class SeriesAugmentConfig:
+    jitter: float = bounded(0.0, ge=0)
+    scale: float = bounded(0.0, ge=0)
+    crop: float = bounded(1.0, gt=0, le=1)
+
+
+@dataclass
+class TextAugmentConfig:
+    token_dropout: float = probability(0.0)
 
 
 @dataclass
@@ -100,6 +126,7 @@ class ImageDataConfig(DataConfig):
     channels: int = choice(1, 3)
     image_size: list[int] | None = positive(None)
     normalize: bool = True
+    augment: ImageAugmentConfig = field(default_factory=ImageAugmentConfig)
 
 
 @dataclass
@@ -110,6 +137,7 @@ class SequenceDataConfig(DataConfig):
     label_column: str = "label"
     num_features: int = positive(1)
     normalize: bool = True
+    augment: SeriesAugmentConfig = field(default_factory=SeriesAugmentConfig)
 
 
 @dataclass
@@ -128,6 +156,7 @@ class TextDataConfig(DataConfig):
     tokenizer: str = choice("bpe", "char")
     vocab_size: int = bounded(2000, ge=3)
     max_length: int = positive(128)
+    augment: TextAugmentConfig = field(default_factory=TextAugmentConfig)
 
 
 @dataclass

@@ -1,8 +1,15 @@
-"""The data module every modality shares: read, split, fit transforms on train, serve tensors."""
+"""The data module every modality shares: read, split, fit transforms on train, serve batches.
+
+Small data is held in memory as tensors and sliced in the main process. A source that can
+stream (`stream()` returns views of an on-disk record cache) is streamed when its tensors
+would not fit comfortably in memory (`IN_MEMORY_LIMIT`) or when `data.in_memory=false`: the
+loaders then read and transform batches in `data.num_workers` worker processes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,10 +17,14 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from lightning_fabric.utilities.rank_zero import rank_zero_only
+from torch.utils.data import DataLoader, Dataset
 
-from archlab.data.batches import tensor_loader
+from archlab.data.augment import augment_active, batch_generator
+from archlab.data.batches import TensorBatches, batch_loader
+from archlab.data.cache import RecordCache, default_cache_dir
 from archlab.data.splits import encode_labels, split_off
+from archlab.data.streaming import IN_MEMORY_LIMIT, RecordDataset, RecordView, default_workers
 from archlab.errors import ConfigError, DataError
 from archlab.models.spec import InputSpec
 
@@ -25,7 +36,7 @@ _SPLIT_ALIASES = {"train": ("train",), "val": ("val", "valid", "validation"), "t
 class RawSplit:
     """Examples as read from disk, before transforms: arrays or texts, and raw labels."""
 
-    inputs: np.ndarray | list[str]
+    inputs: np.ndarray | list[str] | RecordView
     labels: np.ndarray
 
     def take(self, index: np.ndarray) -> RawSplit:
@@ -46,11 +57,20 @@ def predefined_splits(path: Path) -> dict[str, Path]:
     return found if "train" in found else {}
 
 
+@rank_zero_only
+def say(message: str) -> None:
+    """A one-line note on stderr, from the first process only."""
+    print(f"archlab: {message}", file=sys.stderr, flush=True)
+
+
 class ArrayDataModule(pl.LightningDataModule):
-    """Holds each split as tensors in memory; subclasses say how to read and transform.
+    """Serves each split as in-memory tensors or streamed from a record cache; subclasses say
+    how to read and transform.
 
     Transforms (normalisation statistics, tokenizer) are fitted on the train split only and
     kept in `state_dict()`, so they travel inside checkpoints and evaluation reuses them.
+    A streamed train split larger than `data.fit_sample` is fitted on a seeded sample of it.
+    Training batches are augmented (`data.augment`) after they reach the device.
     """
 
     def __init__(self, cfg: Mapping[str, Any], seed: int | None = None) -> None:
@@ -58,7 +78,12 @@ class ArrayDataModule(pl.LightningDataModule):
         self.cfg = cfg
         self.seed = seed  # of the training batch order; None: torch's initial seed
         self.fitted: dict[str, Any] | None = None
-        self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # in-memory splits
+        self.datasets: dict[str, Dataset] = {}
+        self.input_shape: tuple[int, ...] = ()  # of one example, after the transform
+        self.streamed = False
+        self.bad_inputs: list[dict[str, str]] = []  # skipped with data.on_bad=skip
+        self._note = ""  # which path was chosen, said after set-up
 
     # -- what each modality provides
     def read(self) -> dict[str, RawSplit]:
@@ -69,8 +94,27 @@ class ArrayDataModule(pl.LightningDataModule):
         """Transform state learnt from the training inputs only."""
         raise NotImplementedError
 
-    def transform(self, inputs: Any) -> torch.Tensor:
+    def batch_transform(self) -> Callable[[np.ndarray], torch.Tensor]:
+        """The fitted transform of a batch of raw inputs; picklable (it runs in workers)."""
         raise NotImplementedError
+
+    def transform(self, inputs: Any) -> torch.Tensor:
+        return self.batch_transform()(inputs)
+
+    def stream(self) -> dict[str, RawSplit] | None:
+        """Splits as views of an on-disk cache when this source is to be streamed, else None
+        (then `read` loads it). Sources that cannot stream keep this default."""
+        if self.cfg.get("in_memory") is False:
+            raise ConfigError(
+                f"data.in_memory=false: data.source={self.cfg['source']} is read into memory "
+                "(streaming from disk is for data.modality=image data.source=folder); "
+                "drop data.in_memory=false."
+            )
+        return None
+
+    def augment_batch(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """`inputs` augmented as `data.augment` says (the modality's own ops)."""
+        return inputs
 
     @property
     def spec(self) -> InputSpec:
@@ -88,6 +132,58 @@ class ArrayDataModule(pl.LightningDataModule):
         if not path.exists():
             raise DataError(f"data.path={self.cfg['path']} does not exist ({path.resolve()}).")
         return path
+
+    @property
+    def num_workers(self) -> int:
+        workers = self.cfg.get("num_workers")
+        return default_workers() if workers is None else int(workers)
+
+    @property
+    def cache_dir(self) -> Path:
+        return (
+            Path(self.cfg["cache_dir"]).expanduser()
+            if self.cfg.get("cache_dir")
+            else (default_cache_dir())
+        )
+
+    def choose_streaming(self, count: int, nbytes: int, what: str) -> bool:
+        """Whether `count` examples taking `nbytes` as tensors are streamed; says which."""
+        forced = self.cfg.get("in_memory")
+        stream = nbytes > IN_MEMORY_LIMIT if forced is None else not forced
+        why = (
+            "data.in_memory=" + str(forced).lower()
+            if forced is not None
+            else (f"{'over' if stream else 'within'} {IN_MEMORY_LIMIT / 2**30:.0f} GiB")
+        )
+        where = (
+            f"streamed from an on-disk cache by {self.num_workers} loader worker(s)"
+            if stream
+            else "held in memory"
+        )
+        note = f"data: {count:,} {what}, {nbytes / 2**30:.2f} GiB as tensors ({why}): {where}."
+        if stream:
+            say(note)  # now: building the cache may take a while
+        else:
+            self._note = note  # once the data is read: an unreadable file is the only line
+        return stream
+
+    def views(
+        self, cache: RecordCache, sizes: dict[str, int], labels: Sequence[str]
+    ) -> dict[str, RawSplit]:
+        """Per-split views of `cache`, whose items are the splits' in order, bad ones left out."""
+        self.bad_inputs = [{"path": b.item, "reason": b.reason} for b in cache.bad]
+        keep = np.ones(cache.count, dtype=bool)
+        keep[[b.index for b in cache.bad]] = False
+        labels = np.array(labels, dtype=str)
+        splits, start = {}, 0
+        for split, size in sizes.items():
+            index = np.arange(start, start + size)
+            index = index[keep[index]]
+            splits[split] = RawSplit(RecordView(cache, index), labels[index])
+            start += size
+        if self.bad_inputs:
+            say(f"data: skipped {len(self.bad_inputs)} unreadable input(s) (data.on_bad=skip).")
+        return splits
 
     def read_user_files(self, reader: Any) -> dict[str, RawSplit]:
         """Reads `data.path` with `reader(path) -> (inputs, labels)`, per split if laid out so."""
@@ -110,9 +206,11 @@ class ArrayDataModule(pl.LightningDataModule):
         return raw
 
     def setup(self, stage: str | None = None) -> None:
-        if self.tensors:
+        if self.datasets:
             return
-        raw = self._complete(self.read())
+        streamed = self.stream()
+        self.streamed = streamed is not None
+        raw = self._complete(streamed or self.read())
         known = self.fitted or {}  # from a checkpoint: all of it, or a pretrained run's transforms
         classes, labels = encode_labels({s: raw[s].labels for s in SPLITS}, known.get("classes"))
         if "classes" not in known:
@@ -130,8 +228,20 @@ class ArrayDataModule(pl.LightningDataModule):
                     f"data.test_fraction (now {self.cfg['val_fraction']} / "
                     f"{self.cfg['test_fraction']})."
                 )
+            if self.streamed:
+                transform = self.batch_transform()
+                self.datasets[split] = RecordDataset(raw[split].inputs, labels[split], transform)
+                continue
             x = self.transform(raw[split].inputs)
             self.tensors[split] = (x, torch.from_numpy(labels[split]))
+            self.datasets[split] = TensorBatches(*self.tensors[split])
+        self.input_shape = tuple(self.datasets["train"][0][0].shape)
+        if self._note:
+            say(self._note)
+
+    def sample_inputs(self, count: int) -> torch.Tensor:
+        """The first `count` training inputs, transformed (for shape and memory probes)."""
+        return self.datasets["train"].__getitems__(list(range(count)))[0]
 
     @property
     def classes(self) -> list[str]:
@@ -151,16 +261,31 @@ class ArrayDataModule(pl.LightningDataModule):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.fitted = dict(state)
 
-    def train_dataloader(self) -> DataLoader:
-        return tensor_loader(
-            self.tensors["train"], self.cfg["batch_size"], shuffle=True, seed=self.seed
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        workers = self.num_workers if self.streamed else 0  # slicing tensors needs no workers
+        return batch_loader(
+            self.datasets[split], batch_size, shuffle, seed=self.seed, num_workers=workers
         )
 
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.cfg["batch_size"], shuffle=True)
+
     def val_dataloader(self) -> DataLoader:
-        return tensor_loader(self.tensors["val"], self.cfg["eval_batch_size"], shuffle=False)
+        return self._loader("val", self.cfg["eval_batch_size"], shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return tensor_loader(self.tensors["test"], self.cfg["eval_batch_size"], shuffle=False)
+        return self._loader("test", self.cfg["eval_batch_size"], shuffle=False)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augments training batches on their device, seeded by (seed, epoch, batch, rank)."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training or not augment_active(self.cfg.get("augment")):
+            return batch
+        inputs, labels = batch
+        seed = torch.initial_seed() if self.seed is None else self.seed
+        step = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # this batch's index
+        g = batch_generator(inputs.device, seed, trainer.current_epoch, step, trainer.global_rank)
+        return self.augment_batch(inputs, g), labels
 
 
 def standardize_stats(x: np.ndarray, axes: Sequence[int]) -> dict[str, torch.Tensor]:

@@ -55,7 +55,18 @@ class TensorBatches(Dataset):
         return tuple(t[index] for t in self.tensors)
 
 
-class EpochShuffle(RandomSampler):
+class _Skips:
+    """A sampler that can start its next pass `skip` positions in, so a resumed loader need
+    not read and transform the batches it would drop."""
+
+    skip = 0
+
+    def _from_skip(self, order: list[int]) -> Iterator[int]:
+        skip, self.skip = self.skip, 0
+        return iter(order[skip:])
+
+
+class EpochShuffle(_Skips, RandomSampler):
     """A random order per epoch that depends on (seed, epoch) only, never on global RNG state.
 
     Lightning calls `set_epoch` before every epoch (as for a DistributedSampler), so a resumed
@@ -73,7 +84,7 @@ class EpochShuffle(RandomSampler):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        return iter(_epoch_order(len(self.data_source), self.seed, self.epoch))
+        return self._from_skip(_epoch_order(len(self.data_source), self.seed, self.epoch))
 
 
 def _epoch_order(size: int, seed: int, epoch: int) -> list[int]:
@@ -81,7 +92,7 @@ def _epoch_order(size: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(size, generator=generator).tolist()
 
 
-class DistributedEpochShuffle(DistributedSampler):
+class DistributedEpochShuffle(_Skips, DistributedSampler):
     """`EpochShuffle`'s order dealt round-robin to the processes of a DDP run.
 
     Rank r takes positions r, r + W, r + 2W ... of the single-process order, so with a
@@ -97,7 +108,7 @@ class DistributedEpochShuffle(DistributedSampler):
     def __iter__(self) -> Iterator[int]:
         order = _epoch_order(len(self.dataset), self.seed, self.epoch)
         order += order[: self.total_size - len(order)]
-        return iter(order[self.rank : self.total_size : self.num_replicas])
+        return self._from_skip(order[self.rank : self.total_size : self.num_replicas])
 
 
 def _process_group() -> tuple[int, int] | None:
@@ -107,7 +118,7 @@ def _process_group() -> tuple[int, int] | None:
     return None
 
 
-class _SequentialEpochs(SequentialSampler):
+class _SequentialEpochs(_Skips, SequentialSampler):
     """A sequential sampler that knows the epoch, so a resumed loader can tell the epoch it
     was checkpointed in from the next one."""
 
@@ -116,15 +127,19 @@ class _SequentialEpochs(SequentialSampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def __iter__(self) -> Iterator[int]:
+        return self._from_skip(list(range(len(self.data_source))))
+
 
 class ResumableLoader(DataLoader):
     """A DataLoader that continues an interrupted epoch after `load_state_dict`.
 
     The epoch comes from the sampler's `epoch` (set by Lightning through `set_epoch`), so the
     saved position is applied only when that same epoch is resumed: a checkpoint taken on an
-    epoch's last batch resumes with the next epoch, whole. Skipped batches are fetched and
-    dropped (one slice each here), which works with any sampler and worker count. `__init__`
-    takes DataLoader's arguments, so Lightning can re-instantiate it with another sampler.
+    epoch's last batch resumes with the next epoch, whole. archlab's samplers start the pass
+    after the skipped batches (nothing is read for them); with another sampler they are
+    fetched and dropped. `__init__` takes DataLoader's arguments, so Lightning can
+    re-instantiate it with another sampler.
     """
 
     def __init__(self, dataset: Dataset, **kwargs: Any) -> None:
@@ -147,8 +162,12 @@ class ResumableLoader(DataLoader):
         epoch = getattr(self.sampler, "epoch", None)
         resume, self._resume = self._resume, None
         skip = resume[1] if resume is not None and resume[0] == epoch else 0
+        skips_in_sampler = isinstance(self.sampler, _Skips) and self.batch_size is not None
+        if skips_in_sampler:
+            self.sampler.skip = skip * self.batch_size  # read when the pass starts, below
         batches = super().__iter__()
-        deque(islice(batches, skip), maxlen=0)
+        if not skips_in_sampler:
+            deque(islice(batches, skip), maxlen=0)
         self._epoch, self._served = epoch, skip
         for batch in batches:
             self._served += 1
@@ -182,7 +201,20 @@ def tensor_loader(
     *,
     seed: int | None = None,
 ) -> DataLoader:
-    """A DataLoader whose batches are sliced from `tensors` in one step.
+    """A DataLoader whose batches are sliced from `tensors` in one step (see `batch_loader`)."""
+    return batch_loader(TensorBatches(*tensors), batch_size, shuffle, drop_last, seed=seed)
+
+
+def batch_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    drop_last: bool = False,
+    *,
+    seed: int | None = None,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A DataLoader over a dataset that serves whole batches (`__getitems__`), no collate.
 
     `shuffle=True` (training) gives a `ResumableLoader` whose epoch orders follow from `seed`
     (default: `torch.initial_seed()`, i.e. the seed given to `seed_everything`). Every loader
@@ -194,14 +226,18 @@ def tensor_loader(
     splits the examples without padding, so val/test metrics (summed across processes by
     torchmetrics) count every example exactly once. Batches are pinned once CUDA is in use,
     so Lightning's non-blocking copies to the GPU overlap with compute.
+
+    With `num_workers` > 0 (streamed data) batches are read in persistent worker processes;
+    the batch order is still drawn in the main process, so it does not depend on them.
     """
-    dataset = TensorBatches(*tensors)
     common = {
         "batch_size": batch_size,
         "drop_last": drop_last,
         "collate_fn": _as_is,
         "generator": torch.Generator(),
         "pin_memory": torch.cuda.is_available() and torch.cuda.is_initialized(),
+        "num_workers": num_workers,
+        "persistent_workers": num_workers > 0,
     }
     group = _process_group()
     if not shuffle:

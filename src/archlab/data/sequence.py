@@ -7,11 +7,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from archlab.data.augment import augment_series
 from archlab.data.base import ArrayDataModule, RawSplit, standardize_stats
 from archlab.data.image import load_digits_images
 from archlab.data.sources import series
 from archlab.data.transforms import series_tensor
 from archlab.models.spec import SequenceSpec
+
+
+class StandardizeSeries:
+    """The fitted series transform (`transforms.series_tensor`) as a picklable callable: it
+    runs in the loader's worker processes."""
+
+    def __init__(self, fitted: dict[str, Any]) -> None:
+        self.fitted = {k: v for k, v in fitted.items() if k in ("mean", "std")}
+
+    def __call__(self, inputs: np.ndarray) -> torch.Tensor:
+        return series_tensor(inputs, self.fitted)
 
 
 class SequenceDataModule(ArrayDataModule):
@@ -43,10 +55,12 @@ class SequenceDataModule(ArrayDataModule):
             return {}
         return standardize_stats(train_inputs, axes=(0, 1))
 
-    def transform(self, inputs: np.ndarray) -> torch.Tensor:
-        return series_tensor(inputs, self.fitted)
+    def batch_transform(self) -> StandardizeSeries:
+        return StandardizeSeries(self.fitted)
+
+    def augment_batch(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return augment_series(inputs, self.cfg["augment"], generator)
 
     @property
     def spec(self) -> SequenceSpec:
-        _, t, f = self.tensors["train"][0].shape
-        return SequenceSpec(t, f)
+        return SequenceSpec(*self.input_shape)

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from archlab.data.base import ArrayDataModule, RawSplit
+from archlab.data.augment import augment_tokens
+from archlab.data.base import ArrayDataModule, RawSplit, say
 from archlab.data.sources import texts
 from archlab.data.tokenizers import Tokenizer, fit_tokenizer
 from archlab.data.transforms import restore_tokenizer, text_tensor
@@ -29,7 +30,12 @@ class TextDataModule(ArrayDataModule):
             )
             return {"train": RawSplit(*corpus)}
         if source == "folder":
-            return self.read_user_files(texts.load_text_folder)
+            skipped: list[tuple[str, str]] | None = [] if self.cfg["on_bad"] == "skip" else None
+            splits = self.read_user_files(lambda path: texts.load_text_folder(path, skipped))
+            self.bad_inputs = [{"path": p, "reason": r} for p, r in skipped or []]
+            if self.bad_inputs:
+                say(f"data: skipped {len(self.bad_inputs)} unreadable text file(s) (on_bad=skip).")
+            return splits
         return self.read_user_files(
             lambda path: texts.load_text_table(
                 path, self.cfg["text_field"], self.cfg["label_field"]
@@ -48,6 +54,10 @@ class TextDataModule(ArrayDataModule):
 
     def transform(self, inputs: list[str]) -> torch.Tensor:
         return text_tensor(self.tokenizer, inputs, self.fitted)
+
+    def augment_batch(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        tok = self.tokenizer
+        return augment_tokens(inputs, self.cfg["augment"], generator, tok.pad_id, tok.unk_id)
 
     @property
     def spec(self) -> TextSpec:

@@ -15,9 +15,10 @@ from archlab.config.job import JobContext
 
 METRICS_FILE = "metrics.json"
 ERROR_FILE = "error.txt"  # a failed job's error, read by the sweep report
+BAD_INPUTS_FILE = "bad_inputs.json"  # inputs left out with data.on_bad=skip: path and reason
 
 
-def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
+def write_json_atomic(path: Path, payload: Mapping[str, Any] | list[Any]) -> None:
     """Readers never see half a file: see `archlab.atomic`."""
 
     def dump(f: Any) -> None:

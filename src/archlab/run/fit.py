@@ -16,6 +16,7 @@ from archlab.records.cost import TrainClock, run_cost, trainable_parameters
 from archlab.records.dashboards import log_hparams
 from archlab.records.manifest import collect_manifest, write_manifest
 from archlab.records.run_record import (
+    BAD_INPUTS_FILE,
     METRICS_FILE,
     save_run_config,
     scalar_metrics,
@@ -73,9 +74,12 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
             "epochs": trainer.current_epoch,
             "global_step": trainer.global_step,
             "classes": datamodule.classes,
+            "bad_inputs": len(datamodule.bad_inputs),  # skipped with data.on_bad=skip
             **task.final_record(),
             "cost": cost,
         }
+        if datamodule.bad_inputs:
+            write_json_atomic(run_dir / BAD_INPUTS_FILE, datamodule.bad_inputs)
         write_json_atomic(run_dir / METRICS_FILE, record)
         log_hparams(trainer.loggers, hparams, metrics, cost)
         best_path = Path(best) if best else None

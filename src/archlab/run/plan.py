@@ -158,7 +158,7 @@ def plan_report(cfg: DictConfig) -> tuple[str, bool]:
     model = build_classifier(cfg.model, datamodule.spec, datamodule.num_classes)
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    activations = measure_activations(model, datamodule.tensors["train"][0][:1])
+    activations = measure_activations(model, datamodule.sample_inputs(1))
     trainer = cfg.trainer
     checkpointing = trainer.strategy == "fsdp" and trainer.fsdp.activation_checkpointing
     scale = 0.5 if trainer.precision in ("16-mixed", "bf16-mixed", "bf16-true") else 1.0

@@ -14,6 +14,7 @@ import io
 import pickle
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,15 @@ from PIL import Image, UnidentifiedImageError
 
 from archlab.errors import ConfigError, DataError
 
-__all__ = ["CIFAR10_CLASSES", "load_cifar10", "load_image_folder", "load_mnist", "read_image"]
+__all__ = [
+    "CIFAR10_CLASSES",
+    "ImageFolderSource",
+    "list_image_folder",
+    "load_cifar10",
+    "load_image_folder",
+    "load_mnist",
+    "read_image",
+]
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -70,27 +79,23 @@ def read_image(path: Path, mode: str, size: tuple[int, int] | None) -> np.ndarra
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def load_image_folder(
-    root: Path, channels: int, size: tuple[int, int] | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Read `root/<class>/<image>.png|jpg|jpeg` into (images uint8 (N, C, H, W), class names).
+def _image_size(size: Any) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if len(size) != 2 or not all(
+        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in size
+    ):
+        raise ConfigError(f"data.image_size={list(size)} must be two positive integers [H, W].")
+    return (int(size[0]), int(size[1]))
 
-    The class of an image is the name of its folder, so users label data by sorting files into
-    folders. Files are taken in sorted order for reproducible splits; other suffixes and hidden
-    files (e.g. macOS `._x.png`) are skipped. `channels` is 1 (grayscale) or 3 (RGB); `size`
-    (height, width) resizes bilinearly, and without it all images must already share one size.
-    """
+
+def list_image_folder(root: Path, channels: int) -> tuple[list[Path], list[str]]:
+    """The image files under `root/<class>/` in sorted order, and their class names; no decoding."""
     root = Path(root)
     if channels not in _MODES:
         raise ConfigError(
             f"data.channels={channels} is not supported for image folders; use 1 or 3."
         )
-    if size is not None:
-        if len(size) != 2 or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in size
-        ):
-            raise ConfigError(f"data.image_size={list(size)} must be two positive integers [H, W].")
-        size = (int(size[0]), int(size[1]))
     if not root.exists():
         raise DataError(f"{root}: image folder not found. Check data.path in your config.")
     if not root.is_dir():
@@ -102,28 +107,100 @@ def load_image_folder(
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{root}: no class sub-folders found. {layout}")
+    paths: list[Path] = []
+    labels: list[str] = []
+    for folder in classes:
+        files = _image_files(folder)
+        paths += files
+        labels += [folder.name] * len(files)
+    if not paths:
+        raise DataError(f"{root}: no .png, .jpg or .jpeg images in the class sub-folders. {layout}")
+    return paths, labels
 
+
+def load_image_folder(
+    root: Path,
+    channels: int,
+    size: tuple[int, int] | None,
+    skipped: list[tuple[str, str]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read `root/<class>/<image>.png|jpg|jpeg` into (images uint8 (N, C, H, W), class names).
+
+    The class of an image is the name of its folder, so users label data by sorting files into
+    folders. Files are taken in sorted order for reproducible splits; other suffixes and hidden
+    files (e.g. macOS `._x.png`) are skipped. `channels` is 1 (grayscale) or 3 (RGB); `size`
+    (height, width) resizes bilinearly, and without it all images must already share one size.
+    An unreadable image stops with a DataError, unless `skipped` is a list: then it is left
+    out and (path, reason) appended there.
+    """
+    size = _image_size(size)
+    paths, names = list_image_folder(root, channels)
     mode = _MODES[channels]
     images: list[np.ndarray] = []
     labels: list[str] = []
     first: tuple[Path, tuple[int, int]] | None = None
-    for folder in classes:
-        for path in _image_files(folder):
+    for path, label in zip(paths, names, strict=True):
+        try:
             array = read_image(path, mode, size)
-            shape = (array.shape[1], array.shape[2])
-            if first is None:
-                first = (path, shape)
-            elif shape != first[1]:
-                raise DataError(
-                    f"{path} is {shape[0]}x{shape[1]} (HxW) but {first[0]} is "
-                    f"{first[1][0]}x{first[1][1]}; images differ in size. Set "
-                    "data.image_size=[H,W] to resize them all."
-                )
-            images.append(array)
-            labels.append(folder.name)
+        except DataError as err:
+            if skipped is None:
+                raise
+            skipped.append((str(path), str(err)))
+            continue
+        shape = (array.shape[1], array.shape[2])
+        if first is None:
+            first = (path, shape)
+        elif shape != first[1]:
+            raise DataError(
+                f"{path} is {shape[0]}x{shape[1]} (HxW) but {first[0]} is "
+                f"{first[1][0]}x{first[1][1]}; images differ in size. Set "
+                "data.image_size=[H,W] to resize them all."
+            )
+        images.append(array)
+        labels.append(label)
     if not images:
-        raise DataError(f"{root}: no .png, .jpg or .jpeg images in the class sub-folders. {layout}")
+        raise DataError(f"{root}: none of the {len(paths)} images could be read.")
     return np.stack(images), np.array(labels, dtype=str)
+
+
+@dataclass(frozen=True)
+class ImageFolderSource:
+    """Image files as a `RecordSource` for the on-disk cache: decoded and resized to uint8
+    (C, H, W) records. Without `size`, the first readable image sets the shape and an image of
+    another size counts as unreadable."""
+
+    items: tuple[str, ...]
+    channels: int
+    size: tuple[int, int] | None
+    shape: tuple[int, ...]
+    kind: str = "images"
+    dtype: str = "uint8"
+
+    @classmethod
+    def of(cls, paths: list[Path], channels: int, size: Any) -> ImageFolderSource:
+        size = _image_size(size)
+        items = tuple(str(p) for p in paths)
+        if size is not None:
+            return cls(items, channels, size, (channels, *size))
+        for path in paths:
+            try:
+                first = read_image(path, _MODES[channels], None)
+            except DataError:
+                continue
+            return cls(items, channels, None, first.shape)
+        raise DataError(f"{paths[0].parent.parent}: none of the images could be read.")
+
+    def settings(self) -> dict[str, Any]:
+        return {"channels": self.channels, "size": self.size, "resize": "PIL bilinear"}
+
+    def decode(self, item: str) -> np.ndarray:
+        array = read_image(Path(item), _MODES[self.channels], self.size)
+        if array.shape != self.shape:
+            raise DataError(
+                f"{item} is {array.shape[1]}x{array.shape[2]} (HxW), not "
+                f"{self.shape[1]}x{self.shape[2]}; set data.image_size=[H,W] to resize them all."
+            )
+        return array
 
 
 # ---------------------------------------------------------------- MNIST (IDX files)

@@ -189,11 +189,14 @@ def _is_txt(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".txt" and not path.name.startswith(".")
 
 
-def load_text_folder(root: Path) -> tuple[list[str], np.ndarray]:
+def load_text_folder(
+    root: Path, skipped: list[tuple[str, str]] | None = None
+) -> tuple[list[str], np.ndarray]:
     """Load `root/<class>/*.txt`, one example per file, labelled by folder name.
 
     Classes and files are sorted by name so the example order, and hence any seeded split,
-    is the same on every machine.
+    is the same on every machine. An unreadable, binary or empty file stops with a DataError,
+    unless `skipped` is a list: then it is left out and (path, reason) appended there.
     """
     root = Path(root)
     if not root.exists():
@@ -228,12 +231,29 @@ def load_text_folder(root: Path) -> tuple[list[str], np.ndarray]:
                 "least one <example>.txt (remove empty or unrelated folders)."
             )
         for file in files:
-            body = decode_utf8(file.read_bytes(), file)
-            if not body.strip():
-                raise DataError(f"{file}: the file is empty. Remove it or fill in its text.")
+            try:
+                body = _read_example(file)
+            except DataError as err:
+                if skipped is None:
+                    raise
+                skipped.append((str(file), str(err)))
+                continue
             texts.append(body)
             labels.append(class_dir.name)
+    if not texts:
+        raise DataError(f"{root}: none of the .txt files could be read.")
     return texts, np.array(labels, dtype=str)
+
+
+def _read_example(file: Path) -> str:
+    try:
+        data = file.read_bytes()
+    except OSError as err:
+        raise DataError(f"{file}: cannot read this file ({err.strerror}).") from None
+    body = decode_utf8(data, file)
+    if not body.strip():
+        raise DataError(f"{file}: the file is empty. Remove it or fill in its text.")
+    return body
 
 
 def _stdlib_files(stdlib: Path, package: str) -> list[Path]:
