@@ -90,12 +90,13 @@ class DataConfig:
     test_fraction: float = probability(0.2)
     split_seed: int = 0
     label_fraction: float = bounded(1.0, gt=0, le=1)
+    max_examples: int | None = positive(None)  # unlabelled sources only: read at most this many
 
 
 @dataclass
 class ImageDataConfig(DataConfig):
     modality: str = "image"
-    source: str = choice("digits", "folder", "mnist", "cifar10")
+    source: str = choice("digits", "folder", "mnist", "cifar10", "corpus", "glyphs")
     channels: int = choice(1, 3)
     image_size: list[int] | None = positive(None)
     normalize: bool = True
@@ -104,7 +105,7 @@ class ImageDataConfig(DataConfig):
 @dataclass
 class SequenceDataConfig(DataConfig):
     modality: str = "sequence"
-    source: str = choice("digits", "csv", "ucr")
+    source: str = choice("digits", "csv", "ucr", "corpus", "glyphs")
     layout: str = choice("rows", "pixels")
     label_column: str = "label"
     num_features: int = positive(1)
@@ -114,11 +115,12 @@ class SequenceDataConfig(DataConfig):
 @dataclass
 class TextDataConfig(DataConfig):
     modality: str = "text"
-    source: str = choice("stdlib_docs", "csv", "jsonl", "folder")
+    source: str = choice("stdlib_docs", "csv", "jsonl", "folder", "corpus", "python_docs")
     packages: list[str] = field(default_factory=list)
     max_per_class: int | None = positive(None)
     text_field: str = "text"
     label_field: str = "label"
+    documents: str = choice("line", "block")
     tokenizer: str = choice("bpe", "char")
     vocab_size: int = bounded(2000, ge=3)
     max_length: int = positive(128)
@@ -186,12 +188,20 @@ class ReconstructTaskConfig(SelfSupervisedTaskConfig):
     mask_ratio: float = bounded(0.5, gt=0, lt=1)
 
 
+@dataclass
+class ContrastiveTaskConfig(SelfSupervisedTaskConfig):
+    name: str = "contrastive"
+    temperature: float = bounded(0.2, gt=0)
+    projection_dim: int = positive(64)
+
+
 TASKS = {
     "classify": ClassifyTaskConfig,
     "lm": LMTaskConfig,
     "mlm": MLMTaskConfig,
     "forecast": ForecastTaskConfig,
     "reconstruct": ReconstructTaskConfig,
+    "contrastive": ContrastiveTaskConfig,
 }
 
 
@@ -200,6 +210,7 @@ TASKS = {
 class PretrainConfig:
     task: Any = None  # a self-supervised TASKS entry, checked by archlab.config.pipeline
     trainer: Any = field(default_factory=dict)  # overrides of `trainer` for this stage
+    data: Any = None  # overrides of `data` for this stage (None: the finetune data's inputs)
 
 
 @dataclass

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from archlab.config.pipeline import SELF_SUPERVISED
+from archlab.config.pipeline import SELF_SUPERVISED, transfer_mismatch
 from archlab.data import build_datamodule
 from archlab.data.base import ArrayDataModule
+from archlab.errors import CheckpointError
 from archlab.models import build_classifier
 from archlab.models.pretrain import build_pretrainer, unit_span
 from archlab.tasks.classify import ClassificationTask
@@ -45,7 +46,7 @@ def build_task(
     stem + backbone the classifier starts from."""
     spec = datamodule.spec
     if cfg.task.name in SELF_SUPERVISED:
-        model = build_pretrainer(cfg.model, spec, cfg.task.name)
+        model = build_pretrainer(cfg.model, spec, cfg.task.name, cfg.task.get("projection_dim", 64))
         return PretrainTask(model, spec, unit_span(cfg.model, spec), cfg.task, hparams)
     model = build_classifier(cfg.model, spec, datamodule.num_classes)
     if not finetuning(cfg):
@@ -54,11 +55,26 @@ def build_task(
     return FinetuneTask(model, datamodule.num_classes, cfg.task, hparams, cfg.finetune, report)
 
 
+def check_transfer(cfg: DictConfig, source: tuple[Path, dict[str, Any]]) -> None:
+    """CheckpointError when the checkpoint's model was trained on data `cfg.data` is not
+    (another modality, channel count, feature count or tokenizer kind)."""
+    trained = (source[1].get("hyper_parameters") or {}).get("data")
+    if not isinstance(trained, dict) or "modality" not in trained:
+        return  # not an archlab run's checkpoint: the weight shapes are checked instead
+    reason = transfer_mismatch(OmegaConf.create(trained), cfg.data)
+    if reason:
+        raise CheckpointError(
+            f"finetune.init_from={cfg.finetune.init_from} cannot be finetuned on data="
+            f"{cfg.data.modality} (source={cfg.data.source}): {reason}."
+        )
+
+
 def build_run(cfg: DictConfig, hparams: dict) -> tuple[ArrayDataModule, pl.LightningModule]:
     """Data module (set up for fitting) and task for `cfg`; hparams go into checkpoints."""
     datamodule = build_datamodule(cfg.data, seed=cfg.seed)
     source = load_source(cfg.finetune.init_from) if cfg.finetune.init_from else None
     if source is not None:
+        check_transfer(cfg, source)
         transforms = input_transforms(source[1], type(datamodule).__qualname__)
         if transforms:
             datamodule.load_state_dict(transforms)

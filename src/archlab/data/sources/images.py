@@ -22,7 +22,13 @@ from PIL import Image, UnidentifiedImageError
 
 from archlab.errors import ConfigError, DataError
 
-__all__ = ["CIFAR10_CLASSES", "load_cifar10", "load_image_folder", "load_mnist"]
+__all__ = [
+    "CIFAR10_CLASSES",
+    "load_cifar10",
+    "load_image_corpus",
+    "load_image_folder",
+    "load_mnist",
+]
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -69,6 +75,50 @@ def _read_image(path: Path, mode: str, size: tuple[int, int] | None) -> np.ndarr
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
+def _checked_size(size: Any) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if len(size) != 2 or not all(
+        isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in size
+    ):
+        raise ConfigError(f"data.image_size={list(size)} must be two positive integers [H, W].")
+    return int(size[0]), int(size[1])
+
+
+def _stack_same_size(images: list[tuple[Path, np.ndarray]]) -> np.ndarray:
+    first_path, first = images[0]
+    for path, array in images:
+        if array.shape != first.shape:
+            raise DataError(
+                f"{path} is {array.shape[1]}x{array.shape[2]} (HxW) but {first_path} is "
+                f"{first.shape[1]}x{first.shape[2]}; images differ in size. Set "
+                "data.image_size=[H,W] to resize them all."
+            )
+    return np.stack([array for _, array in images])
+
+
+def load_image_corpus(
+    root: Path, channels: int, size: tuple[int, int] | None, limit: int | None = None
+) -> np.ndarray:
+    """Images without labels: every .png/.jpg/.jpeg under `root` (flat or in sub-folders,
+    whose names are ignored), sorted by path, at most `limit` of them, as uint8 (N, C, H, W)."""
+    root = Path(root)
+    if channels not in _MODES:
+        raise ConfigError(f"data.channels={channels} is not supported for images; use 1 or 3.")
+    size = _checked_size(size)
+    if not root.is_dir():
+        raise DataError(f"{root}: expected a folder of images (any layout). Check data.path.")
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _IMAGE_SUFFIXES
+    )
+    if not files:
+        raise DataError(f"{root}: no .png, .jpg or .jpeg images in this folder or below it.")
+    mode = _MODES[channels]
+    return _stack_same_size([(p, _read_image(p, mode, size)) for p in files[:limit]])
+
+
 def load_image_folder(
     root: Path, channels: int, size: tuple[int, int] | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -84,12 +134,7 @@ def load_image_folder(
         raise ConfigError(
             f"data.channels={channels} is not supported for image folders; use 1 or 3."
         )
-    if size is not None:
-        if len(size) != 2 or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in size
-        ):
-            raise ConfigError(f"data.image_size={list(size)} must be two positive integers [H, W].")
-        size = (int(size[0]), int(size[1]))
+    size = _checked_size(size)
     if not root.exists():
         raise DataError(f"{root}: image folder not found. Check data.path in your config.")
     if not root.is_dir():
