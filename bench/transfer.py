@@ -5,8 +5,8 @@ pretrain stage runs once (`stage=pretrain`, seed 0) on that experiment's built-i
 corpus (text: python_docs; image and sequence: generated glyphs). Then, at 1%, 5%, 10% and
 100% of the training labels and for each seed, the same classifier is trained from scratch
 (`stages=[]`) and finetuned from the pretrained checkpoint (`stage=finetune
-finetune.init_from=...`): same labelled subset, model, optimizer, schedule and budget
-(FINETUNE_STEPS optimizer steps at every fraction, the checkpoint chosen on val). On text,
+finetune.init_from=...`): same labelled subset, model, optimizer, schedule and budget (the
+experiment's `trainer.max_epochs` at every fraction, the checkpoint chosen on val). On text,
 TF-IDF + logistic regression on the same labelled subset is the baseline a pretraining text
 pipeline must beat. The budgets were sized once for wall time on a shared 2-core machine.
 
@@ -15,8 +15,9 @@ pipeline must beat. The budgets were sized once for wall time on a shared 2-core
     python -m bench.transfer --report --out runs/           # table + plot of what runs/ holds
 
 Every run goes through archlab's own entry (`run_stages`, as `archlab-train` does), in this
-process to save a start-up per run. Results go to <out>/<modality>.json; the table is printed
-and the plot written to <out>/transfer_curve.png.
+process to save a start-up per run, in <out>/<modality>/<side>/<fraction>-<seed>/. The table
+is made from the finished runs found there (an interrupted bench reports what it ran) and
+the plot written to <out>/transfer_curve.png.
 """
 
 from __future__ import annotations
@@ -43,9 +44,7 @@ from archlab.run.stages import run_stages, stage_config
 
 MODALITIES = ("text", "sequence", "image")
 FRACTIONS = (0.01, 0.05, 0.1, 1.0)
-FINETUNE_STEPS = 150
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-BUDGET = ["trainer.max_epochs=-1", f"trainer.max_steps={FINETUNE_STEPS}"]
 
 
 @contextmanager
@@ -97,7 +96,10 @@ def _tfidf(experiment: str, fraction: float) -> dict[str, float]:
     }
 
 
-def bench_modality(modality: str, seeds: list[int], out: Path) -> dict:
+def bench_modality(
+    modality: str, seeds: list[int], out: Path, fractions: list[float] = FRACTIONS
+) -> None:
+    """Pretrain once, then scratch vs pretrained at each label fraction and seed."""
     experiment = f"experiment=transfer_{modality}"
     pretrained = out / modality / "pretrain"
     metrics, pretrain_seconds = _run([experiment, "stage=pretrain", "seed=0"], pretrained)
@@ -106,34 +108,17 @@ def bench_modality(modality: str, seeds: list[int], out: Path) -> dict:
         "scratch": ["stages=[]"],
         "pretrained": ["stage=finetune", f"finetune.init_from={pretrained}"],
     }
-    result: dict = {"pretrain_seconds": pretrain_seconds, "pretrain": metrics, "runs": []}
-    for fraction in FRACTIONS:
-        if modality == "text":
-            baseline = _tfidf(experiment, fraction)
-            result["runs"].append({"side": "tfidf", "fraction": fraction, "seed": None, **baseline})
-            print(f"{modality} {fraction:.0%} tfidf: test/acc {baseline['test/acc']:.3f}")
+    for fraction in fractions:
         for seed in seeds:
             for side, extra in sides.items():
-                run_dir = out / modality / side / f"{fraction}-{seed}"
                 overrides = [experiment, f"data.label_fraction={fraction}", f"seed={seed}"]
-                metrics, took = _run([*overrides, *BUDGET, *extra], run_dir)
-                result["runs"].append(
-                    {
-                        "side": side,
-                        "fraction": fraction,
-                        "seed": seed,
-                        "test/acc": metrics["test/acc"],
-                        "test/f1": metrics["test/f1"],
-                        "seconds": took,
-                    }
-                )
+                run_dir = out / modality / side / f"{fraction}-{seed}"
+                metrics, took = _run([*overrides, *extra], run_dir)
                 print(
                     f"{modality} {fraction:.0%} seed {seed} {side:>10}: "
                     f"test/acc {metrics['test/acc']:.3f} ({took:.0f} s)",
                     flush=True,
                 )
-    (out / f"{modality}.json").write_text(json.dumps(result, indent=1))
-    return result
 
 
 def _cell(runs: list[dict], key: str) -> str:
@@ -142,13 +127,31 @@ def _cell(runs: list[dict], key: str) -> str:
     return f"{statistics.mean(values):.3f} ± {spread:.3f}"
 
 
-def report(out: Path) -> None:
-    """The table (markdown) of every <out>/<modality>.json, and the plot."""
-    results = {
-        m: json.loads((out / f"{m}.json").read_text())
-        for m in MODALITIES
-        if (out / f"{m}.json").is_file()
+def _collect(out: Path, modality: str) -> dict:
+    """Every finished run under <out>/<modality>/ (an interrupted bench reports what it ran)."""
+    runs = []
+    for side in ("scratch", "pretrained"):
+        for record in sorted((out / modality / side).glob("*/metrics.json")):
+            fraction, seed = record.parent.name.split("-")
+            metrics = json.loads(record.read_text())
+            runs.append(
+                {"side": side, "fraction": float(fraction), "seed": int(seed)}
+                | {k: metrics[k] for k in ("test/acc", "test/f1")}
+            )
+    if modality == "text" and runs:
+        for fraction in sorted({r["fraction"] for r in runs}):
+            baseline = _tfidf(f"experiment=transfer_{modality}", fraction)
+            runs.append({"side": "tfidf", "fraction": fraction, "seed": None, **baseline})
+    pretrain = out / modality / "pretrain" / "metrics.json"
+    return {
+        "runs": runs,
+        "pretrain": json.loads(pretrain.read_text()) if pretrain.is_file() else {},
     }
+
+
+def report(out: Path) -> None:
+    """The table (markdown) of every finished run under <out>, and the plot."""
+    results = {m: _collect(out, m) for m in MODALITIES if (out / m).is_dir()}
     print(
         "| modality | labels | test acc, scratch | test acc, pretrained | gain | "
         "test F1, scratch | test F1, pretrained | TF-IDF + logistic regression (acc / F1) |"
@@ -160,30 +163,26 @@ def report(out: Path) -> None:
                 s: [r for r in result["runs"] if r["side"] == s and r["fraction"] == fraction]
                 for s in ("scratch", "pretrained", "tfidf")
             }
+            if not side["scratch"] or not side["pretrained"]:
+                continue
             gain = statistics.mean(r["test/acc"] for r in side["pretrained"]) - statistics.mean(
                 r["test/acc"] for r in side["scratch"]
             )
             tfidf = (
-                f"{side['tfidf'][0]['test/acc']:.3f} / {side['tfidf'][0]['test/f1']:.3f}"
+                f"{side['tfidf'][0]['test/acc']:.3f} / {side['tfidf'][0]['test/f1']:.3f} "
+                f"({side['tfidf'][0]['labelled']} labelled)"
                 if side["tfidf"]
                 else "-"
             )
+            seeds = len(side["pretrained"])
             print(
                 f"| {modality} | {fraction:.0%} | {_cell(side['scratch'], 'test/acc')} | "
                 f"{_cell(side['pretrained'], 'test/acc')} | {gain:+.3f} | "
                 f"{_cell(side['scratch'], 'test/f1')} | {_cell(side['pretrained'], 'test/f1')} | "
-                f"{tfidf} |"
+                f"{tfidf} |" + ("" if seeds == 3 else f" ({seeds} seed(s))")
             )
     for modality, result in results.items():
-        seconds = {
-            s: sum(r.get("seconds", 0.0) for r in result["runs"] if r["side"] == s)
-            for s in ("scratch", "pretrained")
-        }
-        print(
-            f"{modality}: pretraining {result['pretrain_seconds']:.0f} s "
-            f"(test loss {result['pretrain'].get('test/loss', float('nan')):.3f}); "
-            f"scratch runs {seconds['scratch']:.0f} s, finetune runs {seconds['pretrained']:.0f} s"
-        )
+        print(f"{modality} pretraining: {result['pretrain']}")
     _plot(results, out / "transfer_curve.png")
 
 
@@ -198,19 +197,18 @@ def _plot(results: dict, path: Path) -> None:
     styles["tfidf"] = ("tab:orange", "TF-IDF + logistic regression")
     for ax, (modality, result) in zip(axes[0], results.items(), strict=True):
         for side, (colour, label) in styles.items():
-            means, sds = [], []
+            xs, means, sds = [], [], []
             for fraction in FRACTIONS:
                 values = [
                     r["test/acc"]
                     for r in result["runs"]
                     if r["side"] == side and r["fraction"] == fraction
                 ]
-                if not values:
-                    break
-                means.append(statistics.mean(values))
-                sds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
-            if means:
-                xs = [f * 100 for f in FRACTIONS]
+                if values:
+                    xs.append(fraction * 100)
+                    means.append(statistics.mean(values))
+                    sds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+            if xs:
                 ax.errorbar(xs, means, yerr=sds, color=colour, label=label, marker="o", capsize=3)
         ax.set_xscale("log")
         ax.set_xticks([1, 5, 10, 100], ["1%", "5%", "10%", "100%"])
@@ -229,6 +227,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--modalities", nargs="+", choices=MODALITIES, default=list(MODALITIES))
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temp folder)")
+    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
     parser.add_argument("--report", action="store_true", help="only tabulate and plot --out")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="archlab-transfer-"))
@@ -236,7 +235,7 @@ def main() -> None:
     if not args.report:
         start = time.perf_counter()
         for modality in args.modalities:
-            bench_modality(modality, args.seeds, out)
+            bench_modality(modality, args.seeds, out, args.fractions)
         print(f"\n{time.perf_counter() - start:.0f} s in all; runs in {out}\n")
     report(out)
 
