@@ -97,12 +97,18 @@ def _tfidf(experiment: str, fraction: float) -> dict[str, float]:
 
 
 def bench_modality(
-    modality: str, seeds: list[int], out: Path, fractions: list[float] = FRACTIONS
+    modality: str,
+    seeds: list[int],
+    out: Path,
+    fractions: list[float] = FRACTIONS,
+    pretrain_overrides: list[str] = (),
 ) -> None:
     """Pretrain once, then scratch vs pretrained at each label fraction and seed."""
     experiment = f"experiment=transfer_{modality}"
     pretrained = out / modality / "pretrain"
-    metrics, pretrain_seconds = _run([experiment, "stage=pretrain", "seed=0"], pretrained)
+    metrics, pretrain_seconds = _run(
+        [experiment, "stage=pretrain", "seed=0", *pretrain_overrides], pretrained
+    )
     print(f"{modality} pretrain: {pretrain_seconds:.0f} s, {metrics}", flush=True)
     sides = {
         "scratch": ["stages=[]"],
@@ -152,6 +158,7 @@ def _collect(out: Path, modality: str) -> dict:
 def report(out: Path) -> None:
     """The table (markdown) of every finished run under <out>, and the plot."""
     results = {m: _collect(out, m) for m in MODALITIES if (out / m).is_dir()}
+    results = {m: result for m, result in results.items() if result["runs"]}
     print(
         "| modality | labels | test acc, scratch | test acc, pretrained | gain | "
         "test F1, scratch | test F1, pretrained | TF-IDF + logistic regression (acc / F1) |"
@@ -228,6 +235,13 @@ def main() -> None:
     parser.add_argument("--modalities", nargs="+", choices=MODALITIES, default=list(MODALITIES))
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temp folder)")
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    parser.add_argument(
+        "--pretrain-overrides",
+        nargs="*",
+        default=[],
+        help="a smaller pretraining, e.g. "
+        "pretrain.data.max_examples=20000 pretrain.trainer.max_steps=500 (say so with the results)",
+    )
     parser.add_argument("--report", action="store_true", help="only tabulate and plot --out")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="archlab-transfer-"))
@@ -235,7 +249,7 @@ def main() -> None:
     if not args.report:
         start = time.perf_counter()
         for modality in args.modalities:
-            bench_modality(modality, args.seeds, out, args.fractions)
+            bench_modality(modality, args.seeds, out, args.fractions, args.pretrain_overrides)
         print(f"\n{time.perf_counter() - start:.0f} s in all; runs in {out}\n")
     report(out)
 
