@@ -44,7 +44,7 @@ bench: $(STAMP)  ## archlab vs a hand-written PyTorch loop; start-up time; a 4-j
 	$(BIN)/python -m bench.speed
 	$(BIN)/python -m bench.sweep
 
-bench-transfer: $(STAMP)  ## finetuned-from-pretrained vs from-scratch, low-label, per modality
+bench-transfer: $(STAMP)  ## label efficiency: pretrained on a corpus vs from scratch at 1/5/10/100% labels
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.transfer
 
 bench-infer: $(STAMP)  ## inference samples/s per architecture: eager, torch.compile, ONNX Runtime; start-up

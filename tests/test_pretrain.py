@@ -41,6 +41,7 @@ _DEFAULT = {
     ("sequence", "rnn", "forecast"),
     ("sequence", "transformer", "reconstruct"),
     ("image", "transformer", "reconstruct"),
+    ("image", "cnn", "contrastive"),
 }
 PAIRS = [
     pytest.param(*pair, marks=() if pair in _DEFAULT else pytest.mark.slow)
@@ -58,6 +59,9 @@ PAIRS = [
         ("image", "transformer", "reconstruct"),
         ("image", "rnn", "reconstruct"),
         ("image", "cnn", "reconstruct"),
+        ("image", "cnn", "contrastive"),
+        ("image", "transformer", "contrastive"),
+        ("image", "rnn", "contrastive"),
     ]
 ]  # fmt: skip
 
@@ -91,6 +95,7 @@ def test_each_objective_trains_on_each_modality_it_fits(
         ("text", "cnn", "mlm"),
         pytest.param("sequence", "rnn", "forecast", marks=pytest.mark.slow),
         pytest.param("image", "transformer", "reconstruct", marks=pytest.mark.slow),
+        pytest.param("image", "cnn", "contrastive", marks=pytest.mark.slow),
     ],
 )  # fmt: skip
 def test_pretraining_lowers_the_validation_loss(
@@ -153,7 +158,8 @@ def test_an_impossible_pairing_is_refused_on_the_command_line(tmp_path: Path) ->
     ("overrides", "expected"),
     [
         (["model=cnn", "data=image", "task=lm"],
-         "lm is not an objective for image data. Objectives that fit: classify, reconstruct."),
+         "lm is not an objective for image data. Objectives that fit: classify, reconstruct, "
+         "contrastive."),
         (["model=cnn", "data=sequence", "task=forecast"],
          "Objectives that fit: classify, reconstruct."),
         (["model=transformer", "data=text", "stages=[pretrain,finetune]"],

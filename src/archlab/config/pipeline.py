@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from archlab.config.schema import TASKS, FinetuneConfig, TrainerConfig
+from archlab.config.schema import DATA, TASKS, FinetuneConfig, TrainerConfig
 from archlab.errors import ConfigError
 
 STAGES = ("pretrain", "finetune")
-SELF_SUPERVISED = ("lm", "mlm", "forecast", "reconstruct")
+SELF_SUPERVISED = ("lm", "mlm", "forecast", "reconstruct", "contrastive")
+# Sources of inputs without labels, per modality: for self-supervised objectives only.
+UNLABELLED_SOURCES = {
+    "image": ("corpus", "glyphs"),
+    "sequence": ("corpus", "glyphs"),
+    "text": ("corpus", "python_docs"),
+}
 # Objective -> modalities it is meant for.
 _MODALITIES = {
     "classify": ("image", "sequence", "text"),
@@ -20,6 +26,7 @@ _MODALITIES = {
     "forecast": ("sequence",),
     "reconstruct": ("image", "sequence"),
     "translate": ("pairs",),
+    "contrastive": ("image",),
 }
 # Objectives that predict the next position from the past only.
 _CAUSAL = ("lm", "forecast")
@@ -52,6 +59,84 @@ def check_objective(objective: str, model: DictConfig, modality: str, key: str) 
         )
 
 
+def check_labelled(data: DictConfig, key: str = "data") -> None:
+    """ConfigError for a classifier asked to learn from a source without labels."""
+    if data.source in UNLABELLED_SOURCES[data.modality]:
+        fits = [t for t in SELF_SUPERVISED if data.modality in _MODALITIES[t]]
+        raise ConfigError(
+            f"{key}.source={data.source} has no labels, and task=classify learns from labels: "
+            f"give it a labelled source, or pretrain on it (+pretrain.data.source={data.source} "
+            "with stages=[pretrain,finetune]) or train a self-supervised task on it "
+            f"(task={', task='.join(fits)})."
+        )
+
+
+def _channels(data: DictConfig) -> int:
+    """Image channels a data section yields, known before reading it."""
+    return {"digits": 1, "glyphs": 1, "mnist": 1, "cifar10": 3}.get(data.source, data.channels)
+
+
+def _features(data: DictConfig) -> int:
+    """Values per step of a series data section, known before reading it."""
+    if data.source in ("digits", "glyphs"):
+        return 8 if data.layout == "rows" else 1
+    return 1 if data.source == "ucr" else data.num_features
+
+
+def _describe(data: DictConfig) -> str:
+    return f"{data.modality} data (source={data.source})"
+
+
+def transfer_mismatch(pretrain: DictConfig, finetune: DictConfig) -> str | None:
+    """Why a model pretrained on `pretrain` data cannot be finetuned on `finetune` data, or
+    None when its stem, backbone and input transforms carry over."""
+    if pretrain.modality != finetune.modality:
+        return f"a model of {_describe(pretrain)} cannot read {_describe(finetune)}"
+    if pretrain.modality == "image" and _channels(pretrain) != _channels(finetune):
+        return (
+            f"{_describe(pretrain)} has {_channels(pretrain)} channel(s), {_describe(finetune)} "
+            f"has {_channels(finetune)}"
+        )
+    if pretrain.modality == "sequence" and _features(pretrain) != _features(finetune):
+        return (
+            f"{_describe(pretrain)} has {_features(pretrain)} feature(s) per step, "
+            f"{_describe(finetune)} has {_features(finetune)}"
+        )
+    if pretrain.modality == "text" and pretrain.tokenizer != finetune.tokenizer:
+        return (
+            f"{_describe(pretrain)} is read with a {pretrain.tokenizer} tokenizer, "
+            f"{_describe(finetune)} with a {finetune.tokenizer} one (the finetuning reuses the "
+            "pretraining's tokenizer)"
+        )
+    return None
+
+
+def _type_pretrain_data(cfg: DictConfig, merge: Any, check_values: Any) -> None:
+    """`pretrain.data` (settings over `data`) typed by its modality's schema, checked to
+    transfer to `data`."""
+    own = cfg.pretrain.data
+    if own is None:
+        return
+    if not isinstance(own, DictConfig):
+        raise ConfigError(
+            f"pretrain.data={own} must be a data section (settings over `data`), e.g. "
+            "+pretrain.data.source=corpus +pretrain.data.path=<file or folder>."
+        )
+    modality = own.get("modality") or cfg.data.modality
+    if modality not in DATA:
+        raise ConfigError(f"'pretrain.data.modality={modality}' is not one of: {', '.join(DATA)}.")
+    base = OmegaConf.to_container(cfg.data) if modality == cfg.data.modality else {}
+    typed = merge("pretrain.data", DATA[modality], {**base, **OmegaConf.to_container(own)})
+    check_values("pretrain.data", DATA[modality], typed)
+    reason = transfer_mismatch(typed, cfg.data)
+    if reason:
+        raise ConfigError(
+            f"The pretrain stage's data (pretrain.data) cannot transfer to the finetune stage's "
+            f"(data): {reason}. Pretrain on data the finetuned model can read."
+        )
+    cfg.pretrain.data = typed
+
+
 def _type_pretrain_task(cfg: DictConfig, merge: Any, check_values: Any) -> None:
     node = cfg.pretrain.task
     if not isinstance(node, DictConfig):
@@ -70,6 +155,7 @@ def _type_pretrain_task(cfg: DictConfig, merge: Any, check_values: Any) -> None:
         )
     cfg.pretrain.task = merge("pretrain.task", TASKS[name], node)
     check_values("pretrain.task", TASKS[name], cfg.pretrain.task)
+    _type_pretrain_data(cfg, merge, check_values)
     check_objective(name, cfg.model, cfg.data.modality, "pretrain.task")
     own = {k: v for k, v in cfg.pretrain.trainer.items() if v is not None}
     trainer = merge("pretrain.trainer", TrainerConfig, own)
@@ -83,6 +169,8 @@ def check_pipeline(cfg: DictConfig, merge: Any, check_values: Any) -> None:
     """
     check_values("finetune", FinetuneConfig, cfg.finetune)
     check_objective(cfg.task.name, cfg.model, cfg.data.modality, "task")
+    if cfg.task.name == "classify":
+        check_labelled(cfg.data)
     unknown = [s for s in cfg.stages if s not in STAGES]
     if unknown or len(set(cfg.stages)) != len(cfg.stages):
         raise ConfigError(

@@ -97,6 +97,8 @@ class DataConfig:
     on_bad: str = choice("stop", "skip")
     fit_sample: int = positive(50000)
 
+    max_examples: int | None = positive(None)  # unlabelled sources only: read at most this many
+
 
 @dataclass
 class ImageAugmentConfig:
@@ -122,7 +124,7 @@ class TextAugmentConfig:
 @dataclass
 class ImageDataConfig(DataConfig):
     modality: str = "image"
-    source: str = choice("digits", "folder", "mnist", "cifar10")
+    source: str = choice("digits", "folder", "mnist", "cifar10", "corpus", "glyphs")
     channels: int = choice(1, 3)
     image_size: list[int] | None = positive(None)
     normalize: bool = True
@@ -132,7 +134,7 @@ class ImageDataConfig(DataConfig):
 @dataclass
 class SequenceDataConfig(DataConfig):
     modality: str = "sequence"
-    source: str = choice("digits", "csv", "ucr")
+    source: str = choice("digits", "csv", "ucr", "corpus", "glyphs")
     layout: str = choice("rows", "pixels")
     label_column: str = "label"
     num_features: int = positive(1)
@@ -143,7 +145,7 @@ class SequenceDataConfig(DataConfig):
 @dataclass
 class TextDataConfig(DataConfig):
     modality: str = "text"
-    source: str = choice("stdlib_docs", "csv", "jsonl", "folder")
+    source: str = choice("stdlib_docs", "csv", "jsonl", "folder", "corpus", "python_docs")
     packages: list[str] = field(
         default_factory=lambda: [
             *("email", "logging", "unittest", "asyncio"),
@@ -153,6 +155,7 @@ class TextDataConfig(DataConfig):
     max_per_class: int | None = positive(400)
     text_field: str = "text"
     label_field: str = "label"
+    documents: str = choice("line", "block")
     tokenizer: str = choice("bpe", "char")
     vocab_size: int = bounded(2000, ge=3)
     max_length: int = positive(128)
@@ -252,6 +255,13 @@ class TranslateTaskConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
+@dataclass
+class ContrastiveTaskConfig(SelfSupervisedTaskConfig):
+    name: str = "contrastive"
+    temperature: float = bounded(0.2, gt=0)
+    projection_dim: int = positive(64)
+
+
 TASKS = {
     "classify": ClassifyTaskConfig,
     "lm": LMTaskConfig,
@@ -259,6 +269,7 @@ TASKS = {
     "forecast": ForecastTaskConfig,
     "reconstruct": ReconstructTaskConfig,
     "translate": TranslateTaskConfig,
+    "contrastive": ContrastiveTaskConfig,
 }
 
 
@@ -268,6 +279,7 @@ class PretrainConfig:
     task: Any = None  # a self-supervised TASKS entry, checked by archlab.config.pipeline
     # overrides of `trainer` for this stage (None: as in `trainer`)
     trainer: Any = field(default_factory=lambda: {"max_epochs": None, "max_steps": None})
+    data: Any = None  # overrides of `data` for this stage (None: the finetune data's inputs)
 
 
 @dataclass

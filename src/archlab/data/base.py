@@ -45,6 +45,14 @@ class RawSplit:
         return RawSplit(self.inputs[index], self.labels[index])
 
 
+NO_LABEL = "-"  # the one "class" of a source without labels: self-supervised tasks ignore it
+
+
+def unlabelled(inputs: Any) -> tuple[Any, np.ndarray]:
+    """(inputs, labels) of a source without labels: one placeholder class."""
+    return inputs, np.full(len(inputs), NO_LABEL)
+
+
 def predefined_splits(path: Path) -> dict[str, Path]:
     """`train`/`val`/`test` files or folders inside `path`, if the user laid the data out so."""
     if not path.is_dir():

@@ -1,4 +1,5 @@
-"""Images: scikit-learn's bundled digits by default; class folders, MNIST and CIFAR-10 from disk."""
+"""Images: scikit-learn's bundled digits by default; class folders, MNIST and CIFAR-10 from disk;
+unlabelled images (any folder, generated glyphs) for pretraining."""
 
 from __future__ import annotations
 
@@ -9,12 +10,21 @@ import numpy as np
 import torch
 
 from archlab.data.augment import augment_images
-from archlab.data.base import ArrayDataModule, RawSplit, predefined_splits, say, standardize_stats
+from archlab.data.base import (
+    ArrayDataModule,
+    RawSplit,
+    predefined_splits,
+    say,
+    standardize_stats,
+    unlabelled,
+)
 from archlab.data.cache import build_cache
 from archlab.data.sources import images
 from archlab.data.streaming import RecordView, streamed_stats
 from archlab.data.transforms import image_tensor
 from archlab.models.spec import ImageSpec
+
+GLYPHS = 200_000  # images the `glyphs` corpus generates unless data.max_examples says otherwise
 
 
 def load_digits_images() -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +53,20 @@ class ImageDataModule(ArrayDataModule):
         source = self.cfg["source"]
         if source == "digits":
             return {"train": RawSplit(*load_digits_images())}
+        if source == "glyphs":
+            from archlab.data.sources.glyphs import generate_glyphs
+
+            count = self.cfg["max_examples"] or GLYPHS
+            return {"train": RawSplit(*unlabelled(generate_glyphs(count)))}
+        if source == "corpus":
+            size = tuple(self.cfg["image_size"]) if self.cfg["image_size"] else None
+            return self.read_user_files(
+                lambda path: unlabelled(
+                    images.load_image_corpus(
+                        path, self.cfg["channels"], size, self.cfg["max_examples"]
+                    )
+                )
+            )
         if source == "folder":
             size = self.cfg["image_size"]
             size = tuple(size) if size else None

@@ -1,4 +1,5 @@
-"""Numeric series: the digits read pixel by pixel by default; CSV and UCR-archive files."""
+"""Numeric series: the digits read pixel by pixel by default; CSV and UCR-archive files;
+unlabelled series (a CSV of values only, generated glyphs) for pretraining."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import torch
 
 from archlab.data.augment import augment_series
-from archlab.data.base import ArrayDataModule, RawSplit, standardize_stats
-from archlab.data.image import load_digits_images
+from archlab.data.base import ArrayDataModule, RawSplit, standardize_stats, unlabelled
+from archlab.data.image import GLYPHS, load_digits_images
 from archlab.data.sources import series
 from archlab.data.transforms import series_tensor
 from archlab.models.spec import SequenceSpec
@@ -36,10 +37,23 @@ class SequenceDataModule(ArrayDataModule):
 
     def read(self) -> dict[str, RawSplit]:
         source = self.cfg["source"]
+        steps = 8 if self.cfg["layout"] == "rows" else 64
         if source == "digits":
             pixels, labels = load_digits_images()
-            steps = 8 if self.cfg["layout"] == "rows" else 64
             return {"train": RawSplit(pixels.reshape(len(pixels), steps, -1), labels)}
+        if source == "glyphs":  # the image corpus, read like the digits
+            from archlab.data.sources.glyphs import generate_glyphs
+
+            pixels = generate_glyphs(self.cfg["max_examples"] or GLYPHS)
+            return {"train": RawSplit(*unlabelled(pixels.reshape(len(pixels), steps, -1)))}
+        if source == "corpus":
+            return self.read_user_files(
+                lambda path: unlabelled(
+                    series.load_series_csv(
+                        path, None, self.cfg["num_features"], self.cfg["max_examples"]
+                    )[0]
+                )
+            )
         if source == "csv":
             return self.read_user_files(
                 lambda path: series.load_series_csv(

@@ -1,17 +1,21 @@
-"""Text: docstrings of Python's own standard library by default; CSV, JSONL and folders of .txt."""
+"""Text: docstrings of Python's own standard library by default; CSV, JSONL and folders of .txt;
+unlabelled corpora for pretraining."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cached_property
+from itertools import islice
 from typing import Any
 
 import torch
 
 from archlab.data.augment import augment_tokens
-from archlab.data.base import ArrayDataModule, RawSplit, say
-from archlab.data.sources import texts
+from archlab.data.base import ArrayDataModule, RawSplit, say, unlabelled
+from archlab.data.sources import corpus, texts
 from archlab.data.tokenizers import Tokenizer, fit_tokenizer
 from archlab.data.transforms import restore_tokenizer, text_tensor
+from archlab.errors import DataError
 from archlab.models.spec import TextSpec
 
 
@@ -19,16 +23,36 @@ class TextDataModule(ArrayDataModule):
     """(N, T) token ids, right-padded with 0; the tokenizer is trained on the train split.
 
     The built-in `stdlib_docs` task asks which standard-library package a docstring comes
-    from; it is read from the interpreter's own source files, so it needs no download.
+    from; it is read from the interpreter's own source files, so it needs no download. The
+    built-in corpus `python_docs` is every other docstring and comment of those files and of
+    the installed packages (the `packages` of the labelled task and its texts left out).
     """
+
+    def _documents(self, documents: Iterator[str], where: object) -> tuple[list[str], Any]:
+        """At most `max_examples` documents, read lazily: a larger corpus is not read."""
+        docs = list(islice(documents, self.cfg["max_examples"]))
+        if not docs:
+            raise DataError(f"{where}: the corpus holds no documents (every line is blank).")
+        return unlabelled(docs)
 
     def read(self) -> dict[str, RawSplit]:
         source = self.cfg["source"]
         if source == "stdlib_docs":
-            corpus = texts.load_stdlib_docstrings(
+            docstrings = texts.load_stdlib_docstrings(
                 list(self.cfg["packages"]), max_per_class=self.cfg["max_per_class"]
             )
-            return {"train": RawSplit(*corpus)}
+            return {"train": RawSplit(*docstrings)}
+        if source == "python_docs":
+            packages = list(self.cfg["packages"])
+            held_out = texts.load_stdlib_docstrings(packages)[0] if packages else []
+            docs = corpus.iter_python_docs(exclude=packages, held_out=held_out)
+            return {"train": RawSplit(*self._documents(docs, "python_docs"))}
+        if source == "corpus":
+            return self.read_user_files(
+                lambda path: self._documents(
+                    corpus.iter_corpus(path, self.cfg["documents"], self.cfg["text_field"]), path
+                )
+            )
         if source == "folder":
             skipped: list[tuple[str, str]] | None = [] if self.cfg["on_bad"] == "skip" else None
             splits = self.read_user_files(lambda path: texts.load_text_folder(path, skipped))

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from archlab.models.build import build_body
+from archlab.models.heads import pool
 from archlab.models.network import Network
 from archlab.models.spec import ImageSpec, InputSpec, TextSpec
 
@@ -57,15 +58,34 @@ class ImageOutputHead(nn.Module):
         return y[:, :, : self.spec.height, : self.spec.width]
 
 
-def build_pretrainer(cfg: Mapping[str, Any], spec: InputSpec, objective: str) -> Network:
+class ProjectionHead(nn.Module):
+    """(B, P, D) -> (B, out): mean-pooled features through a 2-layer MLP (SimCLR's projection,
+    which finetuning drops: the features before it transfer better)."""
+
+    def __init__(self, in_dim: int, out: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(in_dim, in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out)
+        )
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.mlp(pool(features, mask, "mean"))
+
+
+def build_pretrainer(
+    cfg: Mapping[str, Any], spec: InputSpec, objective: str, projection_dim: int = 64
+) -> Network:
     """Stem and backbone as `build_classifier` makes them (so their weights transfer), with a
-    per-position head for `objective`; next-step objectives make a Transformer causal."""
+    per-position head for `objective` (a projection for `contrastive`); next-step objectives
+    make a Transformer causal."""
     if objective in CAUSAL_OBJECTIVES and cfg["name"] == "transformer":
         cfg = {**cfg, "causal": True}
     stem, backbone, _ = build_body(cfg, spec)
     span = unit_span(cfg, spec)
-    if isinstance(spec, ImageSpec):
-        head: nn.Module = ImageOutputHead(backbone.out_dim, spec, span)
+    if objective == "contrastive":
+        head: nn.Module = ProjectionHead(backbone.out_dim, projection_dim)
+    elif isinstance(spec, ImageSpec):
+        head = ImageOutputHead(backbone.out_dim, spec, span)
     elif isinstance(spec, TextSpec):
         head = SequenceOutputHead(backbone.out_dim, spec.vocab_size, span, spec.length)
     else:

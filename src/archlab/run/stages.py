@@ -38,8 +38,9 @@ SHARED_PRETRAIN_DIR = ".pretrain"
 def stage_config(cfg: DictConfig, stage: str | None, init_from: Path | None = None) -> DictConfig:
     """The plain one-stage config a stage runs with (no `stages`, no `stage`).
 
-    pretrain: `task` is `pretrain.task`, `pretrain.trainer` applies over `trainer`, every
-    training input is used (`data.label_fraction=1`). finetune: `task` as given, starting
+    pretrain: `task` is `pretrain.task`, `pretrain.trainer` applies over `trainer`, `data` is
+    `pretrain.data` when set (validation typed it in full), every training input is used
+    (`data.label_fraction=1`). finetune: `task` as given, starting
     from `init_from` when given. Self-supervised runs keep the checkpoint of lowest val/loss,
     translation runs the one of highest val/exact_match.
     """
@@ -49,9 +50,10 @@ def stage_config(cfg: DictConfig, stage: str | None, init_from: Path | None = No
         plain["task"] = plain["pretrain"]["task"]
         own = {k: v for k, v in plain["pretrain"]["trainer"].items() if v is not None}
         plain["trainer"] = {**plain["trainer"], **own}
+        plain["data"] = plain["pretrain"].get("data") or plain["data"]
         plain["data"]["label_fraction"] = 1.0
         plain["finetune"] = asdict(FinetuneConfig())
-    plain["pretrain"] = {"task": None, "trainer": {}}
+    plain["pretrain"] = {"task": None, "trainer": {}, "data": None}
     if init_from is not None:
         plain["finetune"]["init_from"] = str(init_from)
     if plain["task"]["name"] in SELF_SUPERVISED:

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from archlab.config.pipeline import SELF_SUPERVISED
+from archlab.config.pipeline import SELF_SUPERVISED, transfer_mismatch
 from archlab.data import build_datamodule
 from archlab.data.base import ArrayDataModule
 from archlab.data.pairs import PairsDataModule
+from archlab.errors import CheckpointError
 from archlab.models import build_classifier
 from archlab.models.pretrain import build_pretrainer, unit_span
 from archlab.models.seq2seq import build_translator
@@ -50,7 +51,7 @@ def build_task(
     if isinstance(datamodule, PairsDataModule):
         return _translator(cfg, datamodule, hparams, source)
     if cfg.task.name in SELF_SUPERVISED:
-        model = build_pretrainer(cfg.model, spec, cfg.task.name)
+        model = build_pretrainer(cfg.model, spec, cfg.task.name, cfg.task.get("projection_dim", 64))
         return PretrainTask(model, spec, unit_span(cfg.model, spec), cfg.task, hparams)
     model = build_classifier(cfg.model, spec, datamodule.num_classes)
     if not finetuning(cfg):
@@ -75,6 +76,20 @@ def _translator(
     return TranslateTask(model, cfg.task, hparams, bos, eos, datamodule.target_length - 1)
 
 
+def check_transfer(cfg: DictConfig, source: tuple[Path, dict[str, Any]]) -> None:
+    """CheckpointError when the checkpoint's model was trained on data `cfg.data` is not
+    (another modality, channel count, feature count or tokenizer kind)."""
+    trained = (source[1].get("hyper_parameters") or {}).get("data")
+    if not isinstance(trained, dict) or "modality" not in trained:
+        return  # not an archlab run's checkpoint: the weight shapes are checked instead
+    reason = transfer_mismatch(OmegaConf.create(trained), cfg.data)
+    if reason:
+        raise CheckpointError(
+            f"finetune.init_from={cfg.finetune.init_from} cannot be finetuned on data="
+            f"{cfg.data.modality} (source={cfg.data.source}): {reason}."
+        )
+
+
 def build_run(cfg: DictConfig, hparams: dict) -> tuple[ArrayDataModule, pl.LightningModule]:
     """Data module (set up for fitting) and task for `cfg`; hparams go into checkpoints."""
     datamodule = build_datamodule(cfg.data, seed=cfg.seed)
@@ -82,6 +97,7 @@ def build_run(cfg: DictConfig, hparams: dict) -> tuple[ArrayDataModule, pl.Light
     if source is not None and isinstance(datamodule, PairsDataModule):
         datamodule.adopt_encoder(source[1])
     elif source is not None:
+        check_transfer(cfg, source)
         transforms = input_transforms(source[1], type(datamodule).__qualname__)
         if transforms:
             datamodule.load_state_dict(transforms)

@@ -16,8 +16,9 @@ from archlab.tasks.base import ArchlabTask
 class PretrainTask(ArchlabTask):
     """Trains `model` (stem -> backbone -> per-position head) with `task.name`'s objective.
 
-    Logs `{split}/loss` (and `{split}/acc`, the token accuracy, for lm and mlm); the best
-    checkpoint is the one with the lowest val/loss.
+    Logs `{split}/loss` (and `{split}/acc`: the token accuracy for lm and mlm, the share of
+    views whose twin is their nearest neighbour for contrastive); the best checkpoint is the
+    one with the lowest val/loss.
     """
 
     def __init__(
@@ -40,6 +41,8 @@ class PretrainTask(ArchlabTask):
             return objectives.next_token(self.model, x, self.pad_id)
         if name == "forecast":
             return objectives.next_step(self.model, x)
+        if name == "contrastive":
+            return objectives.contrastive(self.model, x, self.task_cfg["temperature"], generator)
         ratio = self.task_cfg["mask_ratio"]
         if name == "mlm":
             return objectives.masked_tokens(self.model, x, self.span, ratio, self.pad_id, generator)

@@ -29,6 +29,7 @@ __all__ = [
     "ImageFolderSource",
     "list_image_folder",
     "load_cifar10",
+    "load_image_corpus",
     "load_image_folder",
     "load_mnist",
     "read_image",
@@ -86,7 +87,41 @@ def _image_size(size: Any) -> tuple[int, int] | None:
         isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in size
     ):
         raise ConfigError(f"data.image_size={list(size)} must be two positive integers [H, W].")
-    return (int(size[0]), int(size[1]))
+    return int(size[0]), int(size[1])
+
+
+def _stack_same_size(images: list[tuple[Path, np.ndarray]]) -> np.ndarray:
+    first_path, first = images[0]
+    for path, array in images:
+        if array.shape != first.shape:
+            raise DataError(
+                f"{path} is {array.shape[1]}x{array.shape[2]} (HxW) but {first_path} is "
+                f"{first.shape[1]}x{first.shape[2]}; images differ in size. Set "
+                "data.image_size=[H,W] to resize them all."
+            )
+    return np.stack([array for _, array in images])
+
+
+def load_image_corpus(
+    root: Path, channels: int, size: tuple[int, int] | None, limit: int | None = None
+) -> np.ndarray:
+    """Images without labels: every .png/.jpg/.jpeg under `root` (flat or in sub-folders,
+    whose names are ignored), sorted by path, at most `limit` of them, as uint8 (N, C, H, W)."""
+    root = Path(root)
+    if channels not in _MODES:
+        raise ConfigError(f"data.channels={channels} is not supported for images; use 1 or 3.")
+    size = _image_size(size)
+    if not root.is_dir():
+        raise DataError(f"{root}: expected a folder of images (any layout). Check data.path.")
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not files:
+        raise DataError(f"{root}: no .png, .jpg or .jpeg images in this folder or below it.")
+    mode = _MODES[channels]
+    return _stack_same_size([(p, read_image(p, mode, size)) for p in files[:limit]])
 
 
 def list_image_folder(root: Path, channels: int) -> tuple[list[Path], list[str]]:

@@ -60,14 +60,15 @@ def _parse_values(
 
 
 def load_series_csv(
-    path: Path, label_column: str | None, num_features: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """Load a wide-format labelled series CSV as ((N, T, F) float32 values, (N,) str labels).
+    path: Path, label_column: str | None, num_features: int = 1, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Load a wide-format series CSV as ((N, T, F) float32 values, (N,) str labels).
 
     The file has a header row; the column named `label_column` holds the class label and all
-    other columns, in file order, are the series values. With `num_features` F > 1 the value
-    columns are read as T*F values in time-major order (t0f0, t0f1, t1f0, ...). With
-    `label_column=None` (new series to predict on) every column is a value and labels are "".
+    other columns, in file order, are the series values (every column, and labels None, when
+    `label_column` is None: unlabelled series). With `num_features` F > 1 the value columns
+    are read as T*F values in time-major order (t0f0, t0f1, t1f0, ...). `limit`: at most
+    this many rows are read.
     """
     path = Path(path)
     if not isinstance(num_features, int) or num_features < 1:
@@ -87,7 +88,7 @@ def load_series_csv(
     header, header_line = found
     matches = [i for i, name in enumerate(header) if name == label_column]
     if label_column is None:
-        matches = [-1]
+        matches = [-1]  # no column is the label
     elif not matches:
         raise DataError(
             f"{path}, line {header_line}: no column named {label_column!r} in the header. "
@@ -124,6 +125,8 @@ def load_series_csv(
         line = reader.line_num
         if not any(field.strip() for field in row):
             continue  # blank line
+        if limit is not None and len(rows) >= limit:
+            break
         if len(row) != len(header):
             raise DataError(
                 f"{path}, line {line}: {len(row)} fields, but the header has {len(header)}. "
@@ -132,7 +135,6 @@ def load_series_csv(
             )
         if label_column is None:
             rows.append(_parse_values(row, value_names, path, line))
-            labels.append("")
             continue
         label = row[label_index].strip()
         if label == "":
@@ -151,7 +153,7 @@ def load_series_csv(
         )
     values = np.stack(rows).astype(np.float32)
     values = values.reshape(len(rows), num_values // num_features, num_features)
-    return values, np.array(labels, dtype=str)
+    return values, (np.array(labels, dtype=str) if label_column is not None else None)
 
 
 _UCR_NAN_HINT = (
