@@ -31,7 +31,7 @@ def self_attention_maps(network: nn.Module, x: torch.Tensor) -> list[torch.Tenso
     maps: list[torch.Tensor] = []
 
     def record(module: SelfAttention, args: tuple) -> None:
-        maps.append(_weights(module, *args))
+        maps.append(_weights(module, *args[:3]))  # (x, mask, causal); not a decoding cache
 
     hooks = [
         m.register_forward_pre_hook(record)

@@ -21,8 +21,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import archlab
 from archlab.atomic import write_atomic
 from archlab.records.run_record import write_json_atomic
@@ -127,6 +125,8 @@ def hardware_info() -> dict[str, Any]:
     With a GPU present this initialises CUDA in the calling process (device properties need
     it), so call it where CUDA may be initialised: not before a fork-based launcher.
     """
+    import torch  # here, not at the top: collecting versions must import nothing
+
     affinity = getattr(os, "sched_getaffinity", None)
     return {
         "cpu": cpu_model(),
@@ -165,6 +165,8 @@ def total_memory_gib() -> float | None:
 
 def cuda_info() -> dict[str, Any] | None:
     """CUDA/cuDNN versions and each visible device; None when CUDA is unavailable."""
+    import torch  # here, not at the top: collecting versions must import nothing
+
     if not torch.cuda.is_available():
         return None
     devices = []
@@ -216,6 +218,8 @@ def _world_size() -> int:
 
 def determinism_info(deterministic: bool | str) -> dict[str, Any]:
     """The requested setting and what torch and cuBLAS actually had when collected."""
+    import torch  # here, not at the top: collecting versions must import nothing
+
     return {
         "setting": deterministic,
         "torch_deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
