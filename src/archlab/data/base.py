@@ -12,12 +12,15 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from archlab.config.budget import auto_batch_size
+from archlab.config.schema import BudgetConfig
 from archlab.data.batches import tensor_loader
 from archlab.data.splits import encode_labels, split_off
 from archlab.errors import ConfigError, DataError
 from archlab.models.spec import InputSpec
 
 SPLITS = ("train", "val", "test")
+BUDGET = vars(BudgetConfig())
 _SPLIT_ALIASES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
@@ -148,9 +151,9 @@ class ArrayDataModule(pl.LightningDataModule):
         self.fitted = dict(state)
 
     def train_dataloader(self) -> DataLoader:
-        return tensor_loader(
-            self.tensors["train"], self.cfg["batch_size"], shuffle=True, seed=self.seed
-        )
+        # batch_size null: archlab-train resolves it (config.budget); elsewhere, the same rule.
+        batch = self.cfg["batch_size"] or auto_batch_size(len(self.tensors["train"][1]), BUDGET)
+        return tensor_loader(self.tensors["train"], batch, shuffle=True, seed=self.seed)
 
     def val_dataloader(self) -> DataLoader:
         return tensor_loader(self.tensors["val"], self.cfg["eval_batch_size"], shuffle=False)

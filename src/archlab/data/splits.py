@@ -2,25 +2,46 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from archlab.errors import DataError
+
+
+def _stratified_counts(counts: np.ndarray, held: int) -> np.ndarray:
+    """How many of each class to hold out: proportional, largest remainders rounded up, and
+    at least one example of every class left behind."""
+    exact = counts * held / counts.sum()
+    take = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - take), kind="stable")
+    take[order[: held - int(take.sum())]] += 1
+    return np.minimum(take, counts - 1)
 
 
 def split_off(
     n: int, fraction: float, labels: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (kept, split_off) with `fraction` of `n` split off, stratified when possible."""
+    """Sorted indices (kept, split_off) with `fraction` of `n` (rounded up) split off,
+    stratified by `labels` when every class has two examples and both parts can hold every
+    class; otherwise a plain seeded split. numpy only, so start-up imports no scikit-learn."""
     index = np.arange(n)
     if fraction <= 0:
         return index, index[:0]
-    try:
-        return tuple(
-            train_test_split(index, test_size=fraction, random_state=seed, stratify=labels)
+    held = min(math.ceil(fraction * n), n)
+    rng = np.random.default_rng(seed)
+    _, inverse, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    classes = len(counts)
+    if counts.min() < 2 or held < classes or n - held < classes:
+        chosen = rng.permutation(n)[:held]
+    else:
+        take = _stratified_counts(counts, held)
+        chosen = np.concatenate(
+            [rng.permutation(np.flatnonzero(inverse == c))[: take[c]] for c in range(classes)]
         )
-    except ValueError:  # a class too small to stratify: fall back to a plain seeded split
-        return tuple(train_test_split(index, test_size=fraction, random_state=seed))
+    out = np.zeros(n, dtype=bool)
+    out[chosen] = True
+    return index[~out], index[out]
 
 
 def encode_labels(

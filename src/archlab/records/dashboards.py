@@ -3,7 +3,7 @@ with their predictions (misclassified ones first), for the val and test splits."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -83,11 +83,41 @@ class PredictionDashboards(Callback):
         writer.flush()
 
 
-def log_hparams(logger: Any, hparams: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-    """Fill TensorBoard's HParams tab: the run's config beside its final metrics.
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat |= _flat(value, f"{prefix}{key}/")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def hparam_order(hparams: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """The run's config flattened to `a/b/c` keys, those its command line set first (in the
+    order given): in a sweep they are the ones that vary, so they lead TensorBoard's table.
+    A config-group choice (`model=rnn`) brings the group's selector (`model/name`)."""
+    flat = _flat(hparams)
+    first = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~").replace(".", "/")
+        group = [k for k in (f"{key}/name", f"{key}/modality") if k in flat]
+        first += [k for k in [key, *group] if k in flat and k not in first]
+    return {k: flat[k] for k in first} | {k: v for k, v in flat.items() if k not in first}
+
+
+def log_hparams(
+    logger: Any,
+    hparams: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    overrides: Sequence[str] = (),
+) -> None:
+    """Fill TensorBoard's HParams tab: the run's config beside its final metrics, the keys set
+    on the command line (`overrides`) first.
 
     The metrics are logged under `final/` so they never add points to the training curves.
     """
     if isinstance(logger, TensorBoardLogger):
-        logger.log_hyperparams(dict(hparams), {f"final/{k}": v for k, v in metrics.items()})
+        ordered = hparam_order(hparams, overrides)
+        logger.log_hyperparams(ordered, {f"final/{k}": v for k, v in metrics.items()})
         logger.finalize("success")

@@ -11,7 +11,6 @@ from pytorch_lightning.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
-    TQDMProgressBar,
 )
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
@@ -24,6 +23,7 @@ from archlab.config.job import JobContext
 from archlab.data.batches import RestoreLoaderPosition
 from archlab.distributed.strategies import trainer_arguments
 from archlab.records.dashboards import PredictionDashboards
+from archlab.run.console import ConsoleProgress
 from archlab.sweeps.study import trial_pruning
 
 TENSORBOARD_DIR = "tensorboard"
@@ -75,7 +75,8 @@ def build_callbacks(
             )
         )
     # An Optuna trial's job reports each epoch's metric and stops early when pruned.
-    pruning = trial_pruning(cfg.callbacks.checkpoint.monitor, job)
+    monitor = cfg.callbacks.checkpoint.monitor  # None: val too small to judge (config.budget)
+    pruning = trial_pruning(monitor, job) if monitor else None
     if pruning:
         callbacks.append(pruning)
     if has_logger and cfg.task.name == "classify":
@@ -83,7 +84,7 @@ def build_callbacks(
     if cfg.callbacks.lr_monitor and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=cfg.callbacks.progress_refresh_rate))
+        callbacks.append(ConsoleProgress(cfg.callbacks.progress_refresh_rate))
     return callbacks
 
 
