@@ -18,10 +18,21 @@ from torch import nn
 
 from archlab.config.budget import Budget
 
-# Loggers whose INFO lines say nothing a user acts on: the hardware summary, the litmodels and
-# litlogger advertisements, "estimating stepping batches" and "fit stopped" (rank_zero_info);
-# "`weights_only` was not set" at every checkpoint save, while archlab always loads with
-# weights_only=True, and "Restoring states" (checkpoint connector). Their warnings still pass.
+# Lightning INFO lines that say nothing a user acts on: the hardware summary (archlab prints
+# its own), the litmodels/litlogger advertisements, the stepping-batches estimate, "fit
+# stopped", and "`weights_only` was not set" at every checkpoint save, alarming while archlab
+# always loads with weights_only=True. Others ("Restored all states ...") and warnings pass.
+_CHATTER = (
+    "GPU available:",
+    "TPU available:",
+    "HPU available:",
+    "💡 Tip:",
+    "LOCAL_RANK:",
+    "Loading `train_dataloader` to estimate",
+    "`Trainer.fit` stopped:",
+    "`weights_only` was not set",
+    "Restoring states from the checkpoint path",
+)
 _CHATTY_LOGGERS = (
     "pytorch_lightning.utilities.rank_zero",
     "pytorch_lightning.trainer.connectors.checkpoint_connector",
@@ -32,11 +43,21 @@ _CHATTY_LOGGERS = (
 _LIBRARY_DEPRECATIONS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
 
 
+class _DropChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_CHATTER)
+
+
+_DROP_CHATTER = _DropChatter()
+
+
 def quiet_libraries() -> None:
-    """Library chatter off at its source: the loggers above to WARNING, and a filter for each
-    library-internal deprecation (other warnings still reach the user)."""
+    """Library chatter off at its source: a filter on the loggers that emit the lines above,
+    and one for each library-internal deprecation (other warnings still reach the user)."""
     for name in _CHATTY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logger = logging.getLogger(name)
+        if _DROP_CHATTER not in logger.filters:
+            logger.addFilter(_DROP_CHATTER)
     for message in _LIBRARY_DEPRECATIONS:
         warnings.filterwarnings("ignore", message=message)
 
