@@ -43,19 +43,29 @@ def test_a_tiny_split_gets_small_batches_and_enough_steps(default_cfg) -> None:
     assert "too small to choose a checkpoint" in text
 
 
-def test_a_small_split_gets_a_tenth_as_batch_and_early_stopping(default_cfg) -> None:
+def test_a_small_split_gets_a_tenth_as_batch(default_cfg) -> None:
     budget = resolve_budget(default_cfg, train=300, val=60)
     assert budget.batch_size == 30 and budget.steps_per_epoch == 10
     assert budget.epochs == 100 and budget.total_steps == 1000
-    assert budget.choose_on_val and budget.early_stopping and budget.patience == 20
+    assert budget.choose_on_val and budget.patience == 20
     assert apply_budget(default_cfg, budget).callbacks.checkpoint.monitor == "val/acc"
+    # The default cosine schedule must run to its end: no early stopping to cut it short.
+    assert not budget.early_stopping
+
+
+def test_auto_early_stopping_with_a_constant_learning_rate() -> None:
+    cfg = _cfg("task.scheduler.name=constant")
+    assert resolve_budget(cfg, train=300, val=60).early_stopping
+    assert not resolve_budget(cfg, train=45, val=5).early_stopping  # val too small
+    no_val = _cfg("task.scheduler.name=constant", "trainer.limit_val_batches=0")
+    assert not resolve_budget(no_val, train=300, val=60).early_stopping
 
 
 def test_a_large_split_keeps_batch_64_and_twenty_epochs(default_cfg) -> None:
     budget = resolve_budget(default_cfg, train=300_000, val=30_000)
     assert budget.batch_size == 64
     assert budget.epochs == 20 and budget.total_steps == 20 * 4688
-    assert budget.warmup == 9376 and budget.early_stopping
+    assert budget.warmup == 9376
 
 
 def test_the_budget_counts_processes_and_accumulation() -> None:

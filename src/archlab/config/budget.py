@@ -5,8 +5,9 @@ The rule (the `budget` section of the config holds its numbers; README "Budgets"
 - epochs: `min_epochs`, or more, so that the run makes at least `min_steps` optimizer steps;
 - warmup: `warmup_fraction` of all optimizer steps (an explicit warmup is kept to at most half
   of them, so the schedule still has room to decay);
-- early stopping: on when the epochs were sized here and the val split can judge, with a
-  patience of a fifth of the epochs (at least 5 validations);
+- early stopping: on when the epochs were sized here, the learning rate is constant (a cosine
+  schedule stopped halfway never anneals; the best checkpoint on val already guards against
+  overfitting) and the val split can judge, with a patience of a fifth of the epochs (>= 5);
 - a val split of fewer than `small_val` examples is too small to choose a checkpoint: the last
   one is kept and early stopping is off.
 A value the user set (not null) always wins.
@@ -116,7 +117,13 @@ def resolve_budget(cfg: DictConfig, train: int, val: int, world: int = 1) -> Bud
     warmup = capped_warmup(warmup, total)
     choose = val >= rule.small_val
     stop = cfg.callbacks.early_stopping
-    stopping = ("epochs" in auto and choose) if stop.enabled is None else stop.enabled
+    # Auto: only where it cannot cut an annealing schedule short (a cosine run stopped halfway
+    # never reaches its small learning rates; the best checkpoint on val already guards
+    # against overfitting), and only where there is a validation to stop on.
+    validates = trainer.limit_val_batches != 0
+    constant = cfg.task.scheduler.name == "constant"
+    stopping = "epochs" in auto and choose and validates and constant
+    stopping = stopping if stop.enabled is None else stop.enabled
     patience = stop.patience if stop.patience is not None else max(5, epochs // 5)
     return Budget(
         train,

@@ -286,7 +286,7 @@ class CheckpointConfig:
 
 @dataclass
 class EarlyStoppingConfig:
-    enabled: bool | None = None  # None: on when the budget sized the epochs (budget)
+    enabled: bool | None = None  # None: auto-sized epochs at a constant lr (config.budget)
     monitor: str = "val/loss"
     mode: str = choice("min", "max")
     patience: int | None = bounded(None, ge=0)  # None: a fifth of the epochs, at least 5
