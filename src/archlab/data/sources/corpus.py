@@ -10,11 +10,11 @@ from __future__ import annotations
 import ast
 import gzip
 import inspect
-import json
 import sysconfig
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from archlab.data.sources.tables import json_line
 from archlab.errors import DataError
 
 __all__ = ["CORPUS_SUFFIXES", "corpus_files", "iter_corpus", "iter_python_docs"]
@@ -73,13 +73,7 @@ def _jsonl_documents(path: Path, text_field: str) -> Iterator[str]:
     for line, raw in _lines(path):
         if not raw.strip():
             continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise DataError(
-                f"{path}, line {line}: invalid JSON ({err.msg} at column {err.colno}). "
-                "Each line must hold one JSON object."
-            ) from None
+        obj = json_line(raw, path, line)
         value = obj.get(text_field) if isinstance(obj, dict) else None
         if not isinstance(value, str):
             found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archlab.data.sources.tables import read_header
+from archlab.data.sources.tables import json_line, read_header
 from archlab.data.sources.utf8 import decode_utf8, read_utf8
 from archlab.errors import DataError
 
@@ -94,13 +94,7 @@ def _iter_jsonl_rows(
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise DataError(
-                f"{path}, line {line}: invalid JSON ({err.msg} at column {err.colno}). "
-                "Each line must hold exactly one JSON object."
-            ) from None
+        obj = json_line(raw, path, line)
         if not isinstance(obj, dict):
             raise DataError(
                 f"{path}, line {line}: expected a JSON object ({{...}}), got "
