@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from archlab.config.job import JobContext
 from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.data import build_datamodule
@@ -172,7 +173,7 @@ def archlab_run(cfg: DictConfig, dm: ArrayDataModule) -> Run:
     )
     timer = EpochTimer()
     with tempfile.TemporaryDirectory(prefix="archlab-bench-") as run_dir, silenced():
-        trainer = build_trainer(cfg, Path(run_dir))
+        trainer = build_trainer(cfg, Path(run_dir), JobContext(Path(run_dir)))
         trainer.callbacks.append(timer)
         start = time.perf_counter()
         trainer.fit(task, datamodule=dm, weights_only=True)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from archlab.data.base import SPLITS, ArrayDataModule, RawSplit
+from archlab.data.batches import TensorBatches
 from archlab.data.tokenizers import Tokenizer, fit_tokenizer, tokenizer_from_json
 from archlab.errors import DataError
 from archlab.models.spec import TextSpec
@@ -98,6 +99,7 @@ class PairsDataModule(ArrayDataModule):
                 self.encode_sources(raw[split].inputs),
                 self.encode_targets(list(raw[split].labels)),
             )
+            self.datasets[split] = TensorBatches(*self.tensors[split])
 
     @cached_property
     def source_tokenizer(self) -> Tokenizer:

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from pytorch_lightning import Callback, LightningModule, Trainer
-from pytorch_lightning.loggers import TensorBoardLogger
 
 from archlab.data.pairs import PairsDataModule
 from archlab.models.attention_maps import cross_attention_maps, self_attention_maps
+from archlab.records.dashboards import tensorboard_of
 from archlab.records.figures import _panels
 
 NUM_EXAMPLES = 4
@@ -88,8 +88,8 @@ class AttentionMaps(Callback):
     """Draws after every validation of a fit (sanity check excepted)."""
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        logger = trainer.logger
-        if trainer.sanity_checking or not isinstance(logger, TensorBoardLogger):
+        logger = tensorboard_of(trainer.loggers)
+        if trainer.sanity_checking or logger is None:
             return
         if not trainer.is_global_zero:
             return

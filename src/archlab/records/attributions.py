@@ -12,11 +12,11 @@ import torch
 from captum.attr import InputXGradient, IntegratedGradients, LayerIntegratedGradients
 from matplotlib.figure import Figure
 from pytorch_lightning import Callback, LightningModule, Trainer
-from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.trainer.states import TrainerFn
 from torch import nn
 
 from archlab.errors import ConfigError
+from archlab.records.dashboards import tensorboard_of
 from archlab.records.figures import _panels
 
 METHODS = ("integrated_gradients", "input_x_gradient")
@@ -126,9 +126,11 @@ class Attributions(Callback):
     the chosen checkpoint (not at every epoch: integrated gradients costs STEPS passes)."""
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        logger = trainer.logger
-        if trainer.state.fn != TrainerFn.VALIDATING or not isinstance(logger, TensorBoardLogger):
+        logger = tensorboard_of(trainer.loggers)
+        if trainer.state.fn != TrainerFn.VALIDATING or logger is None:
             return
+        if next(pl_module.model.parameters()).dtype != torch.float32:
+            return  # bf16-true weights: integrated gradients in bf16 is too coarse to draw
         if not trainer.is_global_zero:
             return
         data = trainer.datamodule

@@ -196,10 +196,13 @@ def run_cost(
     eval_batch: torch.Tensor,
     clock: TrainClock,
     params: int,
+    single_input: bool = True,
 ) -> dict[str, Any]:
     """The cost record of a finished fit; `model` holds the best checkpoint's weights,
     `eval_batch` is one batch of inputs at the eval batch size and `params` the trainable
-    parameters counted before the fit (a sharded model holds only its share)."""
+    parameters counted before the fit (a sharded model holds only its share). Without
+    `single_input` (an encoder-decoder, whose forward also reads targets) FLOPs and latency
+    are left null: `make bench-seq2seq` measures decoding."""
     device = trainer.strategy.root_device
     peak = peak_memory_mb(device)  # before the latency runs add their own
     record = {
@@ -211,6 +214,8 @@ def run_cost(
         "peak_memory_mb": peak,
         "peak_memory_kind": "cuda_allocated" if device.type == "cuda" else "rss",
     }
+    if not single_input:
+        return record | dict.fromkeys(INFERENCE_FIELDS)
     if isinstance(trainer.strategy, FSDPStrategy | DeepSpeedStrategy) and trainer.world_size > 1:
         # A forward pass of a sharded model on this process alone would wait for the others.
         return record | dict.fromkeys(INFERENCE_FIELDS)

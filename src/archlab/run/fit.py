@@ -67,7 +67,9 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
         clock = next(c for c in trainer.callbacks if isinstance(c, TrainClock))
         # The best checkpoint's weights are in the model since validate/test loaded them.
         eval_inputs = next(iter(datamodule.val_dataloader()))[0]
-        cost = run_cost(trainer, task.model, eval_inputs, clock, params)
+        cost = run_cost(
+            trainer, task.model, eval_inputs, clock, params, cfg.task.name != "translate"
+        )
         record = {
             **metrics,
             "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
