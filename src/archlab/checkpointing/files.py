@@ -52,3 +52,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(checkpoint.get("hyper_parameters"), dict):
         raise CheckpointError(f"{path} carries no archlab config (hyper_parameters).")
     return checkpoint
+
+
+def load_weights(module: torch.nn.Module, state_dict: dict[str, Any], path: Path) -> None:
+    """`module.load_state_dict(state_dict)`, or a CheckpointError naming the first parameter
+    (and shapes) that does not fit."""
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as ex:
+        details = [line.strip() for line in str(ex).splitlines()[1:] if line.strip()]
+        raise CheckpointError(
+            f"The weights in {path} do not fit the model its config describes: "
+            f"{details[0] if details else ex}"
+        ) from None

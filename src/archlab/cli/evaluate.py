@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from archlab.errors import ArchlabError, CheckpointError, exit_with
+from archlab.errors import ArchlabError, exit_with
 from archlab.records.run_record import scalar_metrics, write_json_atomic
 
 
@@ -21,7 +21,7 @@ def evaluate(
     import pytorch_lightning as pl
     from omegaconf import OmegaConf
 
-    from archlab.checkpointing.files import load_checkpoint
+    from archlab.checkpointing.files import load_checkpoint, load_weights
     from archlab.config.validate import validate
     from archlab.data import build_datamodule
     from archlab.tasks.build import build_task
@@ -38,14 +38,7 @@ def evaluate(
         datamodule.load_state_dict(state)
     datamodule.setup("test")
     task = build_task(cfg, datamodule, checkpoint["hyper_parameters"])
-    try:
-        task.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as ex:
-        details = [line.strip() for line in str(ex).splitlines()[1:] if line.strip()]
-        raise CheckpointError(
-            f"The weights in {ckpt_path} do not fit the model its config describes: "
-            f"{details[0] if details else ex}"
-        ) from None
+    load_weights(task, checkpoint["state_dict"], ckpt_path)
     trainer = pl.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=1,

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from archlab.checkpointing.files import find_checkpoint, load_checkpoint
+from archlab.checkpointing.files import find_checkpoint, load_checkpoint, load_weights
 from archlab.config.pipeline import SELF_SUPERVISED
 from archlab.config.validate import validate
 from archlab.data.tokenizers import Tokenizer
@@ -93,13 +93,6 @@ def load_trained(path: Path) -> TrainedModel:
         for k, v in checkpoint["state_dict"].items()
         if k.startswith(_MODEL_PREFIX)
     }
-    try:
-        network.load_state_dict(weights)
-    except RuntimeError as ex:
-        details = [line.strip() for line in str(ex).splitlines()[1:] if line.strip()]
-        raise CheckpointError(
-            f"The weights in {ckpt_path} do not fit the model its config describes: "
-            f"{details[0] if details else ex}"
-        ) from None
+    load_weights(network, weights, ckpt_path)
     network.eval()
     return TrainedModel(ckpt_path, cfg, network, spec, dict(fitted))
