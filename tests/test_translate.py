@@ -45,13 +45,15 @@ def test_a_translation_run_records_metrics_examples_and_attention(train_cli) -> 
         assert all(len(e["reference"]) == 10 and e["reference"][4] == "-" for e in examples)
         assert all(e["source"] and isinstance(e["output"], str) for e in examples)
     events = ea.EventAccumulator(str(run_dir / "tensorboard")).Reload()
-    tags = events.Tags()
     for split in ("val", "test"):
         table = events.Tensors(f"translations/{split}/text_summary")[-1]
         text = table.tensor_proto.string_val[0].decode()
         assert text.startswith("| source | reference | output |")
         assert metrics["examples"][split][0]["reference"] in text
-    assert {"attention_cross/layer0_mean", "attention_cross/layer0_heads"} <= set(tags["images"])
+    # Heatmaps at each of the fit's two validations; labelled figures once, for the best model.
+    for name in ("mean", "heads"):
+        assert len(events.Images(f"attention_cross/layer0_{name}")) == 2
+        assert len(events.Images(f"attention_cross_final/layer0_{name}")) == 1
     evaluated = run_cli("archlab.cli.evaluate", str(run_dir))
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     again = json.loads(evaluated.stdout)

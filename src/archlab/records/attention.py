@@ -1,7 +1,10 @@
-"""TensorBoard pictures of what a model attends to, at every validation, for the same first
-validation examples: cross-attention of a translator (target rows, source columns) and
-self-attention of a Transformer classifier; per layer with heads averaged, and per head for
-the first example."""
+"""TensorBoard pictures of what a model attends to, for the same first validation examples:
+cross-attention of a translator (target rows, source columns) and self-attention of a
+Transformer classifier; per layer with heads averaged, and per head for the first example.
+
+At every validation of a fit they are plain heatmaps (a colour map over the weights, a few
+milliseconds); labelled figures (the tokens on the axes, ~1 s of matplotlib each) are drawn
+once, for the chosen checkpoint at the final validation."""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.trainer.states import TrainerFn
 
 from archlab.data.pairs import PairsDataModule
 from archlab.models.attention_maps import cross_attention_maps, self_attention_maps
@@ -20,6 +25,7 @@ from archlab.records.figures import _panels
 
 NUM_EXAMPLES = 4
 _MAX_TICKS = 40  # more positions than this are drawn without tick labels
+_HEATMAP_SIDE = 128  # heatmaps are scaled up by whole pixels to about this many pixels
 
 
 def attention_figure(
@@ -84,8 +90,23 @@ def classifier_maps(
     return maps, labels, labels
 
 
+def heatmap_grid(maps: Sequence[np.ndarray]) -> np.ndarray:
+    """(T, S) weight matrices side by side as one (H, W, 3) uint8 viridis image, each scaled
+    to its own maximum and padded to the largest, with a 2-pixel gap between them."""
+    rows = max(m.shape[0] for m in maps)
+    columns = max(m.shape[1] for m in maps)
+    scale = max(1, _HEATMAP_SIDE // max(rows, columns))
+    tiles = []
+    for weights in maps:
+        tile = np.zeros((rows, columns), dtype=np.float32)
+        tile[: weights.shape[0], : weights.shape[1]] = weights / max(float(weights.max()), 1e-9)
+        tile = tile.repeat(scale, 0).repeat(scale, 1)
+        tiles += [colormaps["viridis"](tile)[..., :3], np.ones((rows * scale, 2, 3))]
+    return (np.concatenate(tiles[:-1], axis=1) * 255).astype(np.uint8)
+
+
 class AttentionMaps(Callback):
-    """Draws after every validation of a fit (sanity check excepted)."""
+    """Draws after every validation of a fit (sanity check excepted) and after the final one."""
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         logger = tensorboard_of(trainer.loggers)
@@ -93,6 +114,7 @@ class AttentionMaps(Callback):
             return
         if not trainer.is_global_zero:
             return
+        labelled = trainer.state.fn == TrainerFn.VALIDATING
         data = trainer.datamodule
         x, y = (t[:NUM_EXAMPLES].to(pl_module.device) for t in data.tensors["val"])
         model = pl_module.model
@@ -107,17 +129,23 @@ class AttentionMaps(Callback):
             for module, mode in modes.items():
                 module.training = mode
         kind = "cross" if isinstance(data, PairsDataModule) else "self"
+        group = f"attention_{kind}_final" if labelled else f"attention_{kind}"
         writer, step = logger.experiment, trainer.global_step
+        sizes = [(len(r), len(c)) for r, c in zip(rows, columns, strict=True)]
         for layer, weights in enumerate(maps):
-            sizes = [(len(r), len(c)) for r, c in zip(rows, columns, strict=True)]
             mean = [weights[i].mean(0)[:t, :s] for i, (t, s) in enumerate(sizes)]
-            titles = [f"example {i}, layer {layer}, heads averaged" for i in range(len(mean))]
-            figure = attention_figure(mean, rows, columns, titles)
-            writer.add_figure(f"attention_{kind}/layer{layer}_mean", figure, step)
             t, s = sizes[0]
             heads = [head[:t, :s] for head in weights[0]]
+            if not labelled:
+                for name, panel in (("mean", mean), ("heads", heads)):
+                    image = heatmap_grid(panel)
+                    writer.add_image(f"{group}/layer{layer}_{name}", image, step, dataformats="HWC")
+                continue
+            titles = [f"example {i}, layer {layer}, heads averaged" for i in range(len(mean))]
+            figure = attention_figure(mean, rows, columns, titles)
+            writer.add_figure(f"{group}/layer{layer}_mean", figure, step)
             titles = [f"example 0, layer {layer}, head {h}" for h in range(len(heads))]
             count = len(heads)
             figure = attention_figure(heads, [rows[0]] * count, [columns[0]] * count, titles)
-            writer.add_figure(f"attention_{kind}/layer{layer}_heads", figure, step)
+            writer.add_figure(f"{group}/layer{layer}_heads", figure, step)
         writer.flush()

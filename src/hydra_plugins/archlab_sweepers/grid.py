@@ -11,8 +11,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-from archlab.records.report import finish_sweep
-
 
 def failed_jobs(results: list[JobReturn]) -> list[str]:
     """The failed jobs' directory names (their errors are in each directory's error.txt)."""
@@ -47,5 +45,9 @@ class GridSweeper(BasicSweeper):
             results += self.launcher.launch(
                 pin_sweep_dir(batch, sweep_dir), initial_job_idx=len(results)
             )
+        # Hydra imports every plugin for every command: the report's matplotlib, SciPy and
+        # TensorBoard reader (~1 s) wait for a sweep's end.
+        from archlab.records.report import finish_sweep
+
         finish_sweep(sweep_dir, failed_jobs(results), len(results))
         return [results]

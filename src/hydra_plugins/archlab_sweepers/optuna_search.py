@@ -15,7 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from archlab.config.search_space import parse_space
 from archlab.errors import ArchlabError
-from archlab.records.report import finish_sweep
 from hydra_plugins.archlab_sweepers.grid import failed_jobs, pin_sweep_dir
 
 
@@ -76,5 +75,7 @@ class OptunaSweeper(Sweeper):
                 search.tell_result(uncached, study, trial, ok, job.return_value if ok else None)
             results += returns
         print(search.describe_best(study))
+        from archlab.records.report import finish_sweep  # not at start-up: see grid.py
+
         finish_sweep(sweep_dir, failed_jobs(results), len(results))
         return [results]
