@@ -84,6 +84,9 @@ class ArrayDataModule(pl.LightningDataModule):
     def __init__(self, cfg: Mapping[str, Any], seed: int | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.augments = augment_active(
+            cfg.get("augment")
+        )  # read once: a config lookup per step costs
         self.seed = seed  # of the training batch order; None: torch's initial seed
         self.fitted: dict[str, Any] | None = None
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # in-memory splits
@@ -287,7 +290,7 @@ class ArrayDataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augments training batches on their device, seeded by (seed, epoch, batch, rank)."""
         trainer = self.trainer
-        if trainer is None or not trainer.training or not augment_active(self.cfg.get("augment")):
+        if trainer is None or not trainer.training or not self.augments:
             return batch
         inputs, labels = batch
         seed = torch.initial_seed() if self.seed is None else self.seed

@@ -25,6 +25,7 @@ class ClassificationTask(ArchlabTask):
         self, model: nn.Module, num_classes: int, task: Mapping[str, Any], hparams: dict
     ) -> None:
         super().__init__(model, task, hparams)
+        self.label_smoothing = float(task["label_smoothing"])  # a config lookup per step costs
         self.val_metrics = self._metrics("val", num_classes)
         self.test_metrics = self._metrics("test", num_classes)
         self.confusion = nn.ModuleDict(
@@ -52,7 +53,7 @@ class ClassificationTask(ArchlabTask):
         self, batch: tuple[torch.Tensor, torch.Tensor], _: int
     ) -> torch.Tensor | None:
         x, y = batch
-        loss = F.cross_entropy(self.model(x), y, label_smoothing=self.task_cfg["label_smoothing"])
+        loss = F.cross_entropy(self.model(x), y, label_smoothing=self.label_smoothing)
         return self.training_loss(loss)
 
     def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
