@@ -52,7 +52,7 @@ def lms(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     from conftest import run_cli
 
     root = tmp_path_factory.mktemp("lms")
-    steps = ["trainer.max_steps=150", "trainer.check_val_every_n_epoch=50",
+    steps = ["trainer.max_epochs=20", "trainer.check_val_every_n_epoch=20",
              "trainer.num_sanity_val_steps=0", "task.optimizer.lr=0.01",
              "task.scheduler.warmup_steps=10"]  # fmt: skip
     for name, model in MODELS.items():
