@@ -76,7 +76,9 @@ def test_finetuning_encodes_its_text_with_the_pretraining_tokenizer(
     tokenizer = tokenizer_from_json(pretrained)
     length = datamodule.spec.length
     text = f"short text number 3 {CORPUS_ONLY}"
-    assert torch.equal(datamodule.transform([text]), tokenizer.encode([text], length))
+    # Ended as the language model's texts were: with its end-of-text id.
+    assert torch.equal(datamodule.transform([text]), tokenizer.encode_documents([text], length))
+    assert tokenizer.eos_id in datamodule.transform([text])[0].tolist()
     train_ids = datamodule.tensors["train"][0]
     assert train_ids.max() < tokenizer.vocab_size
     # From scratch the labelled texts alone make the tokenizer: the corpus's characters are unknown.

@@ -1,7 +1,6 @@
 """Paired text for translation: source and target token ids, tokenizers fitted on train only.
 
-Targets are framed as `<bos> tokens <eos> <pad>...`: the two frame ids sit just above the
-target tokenizer's own vocabulary, so any tokenizer kind works unchanged.
+Targets are framed as `<bos> tokens <eos> <pad>...` (see `archlab.data.framing`).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import torch
 
 from archlab.data.base import SPLITS, ArrayDataModule, RawSplit
 from archlab.data.batches import TensorBatches
+from archlab.data.framing import PairCodec
 from archlab.data.tokenizers import Tokenizer, fit_tokenizer, tokenizer_from_json
 from archlab.errors import DataError
 from archlab.models.spec import TextSpec
@@ -102,55 +102,44 @@ class PairsDataModule(ArrayDataModule):
             self.datasets[split] = TensorBatches(*self.tensors[split])
 
     @cached_property
-    def source_tokenizer(self) -> Tokenizer:
-        return tokenizer_from_json(self.fitted["source_tokenizer"], source="the run's tokenizer")
+    def codec(self) -> PairCodec:
+        return PairCodec.from_fitted(self.fitted)
 
-    @cached_property
+    @property
+    def source_tokenizer(self) -> Tokenizer:
+        return self.codec.source_tokenizer
+
+    @property
     def target_tokenizer(self) -> Tokenizer:
-        return tokenizer_from_json(self.fitted["target_tokenizer"], source="the run's tokenizer")
+        return self.codec.target_tokenizer
 
     @property
     def bos_id(self) -> int:
-        return self.target_tokenizer.vocab_size
+        return self.codec.bos_id
 
     @property
     def eos_id(self) -> int:
-        return self.target_tokenizer.vocab_size + 1
+        return self.codec.eos_id
 
     @property
     def target_vocab_size(self) -> int:
-        return self.target_tokenizer.vocab_size + 2
+        return self.codec.target_vocab_size
 
     @property
     def target_length(self) -> int:
-        return self.fitted["target_length"]
+        return self.codec.target_length
 
     def encode_sources(self, texts: Sequence[str]) -> torch.Tensor:
-        return self.source_tokenizer.encode(list(texts), self.fitted["source_length"])
+        return self.codec.encode_sources(texts)
 
     def encode_targets(self, texts: Sequence[str]) -> torch.Tensor:
-        """(N, target_length): <bos> tokens <eos> padding (tokens truncated to fit)."""
-        ids = self.target_tokenizer.encode(list(texts), self.target_length - 2)
-        lengths = (ids != self.target_tokenizer.pad_id).sum(1)
-        framed = torch.zeros(len(ids), self.target_length, dtype=torch.long)
-        framed[:, 0] = self.bos_id
-        framed[:, 1:-1] = ids
-        framed[torch.arange(len(ids)), lengths + 1] = self.eos_id
-        return framed
+        return self.codec.encode_targets(texts)
 
     def decode_target(self, ids: Sequence[int]) -> str:
-        """The text of generated or framed target ids: up to the first <eos>, frame dropped."""
-        tokens = []
-        for i in ids:
-            i = int(i)
-            if i == self.eos_id:
-                break
-            if i != self.bos_id:
-                tokens.append(i)
-        return self.target_tokenizer.decode(tokens)
+        return self.codec.decode_target(ids)
 
     def decode_source(self, ids: Sequence[int]) -> str:
-        return self.source_tokenizer.decode([int(i) for i in ids])
+        return self.codec.decode_source(ids)
 
     @property
     def classes(self) -> list[str]:

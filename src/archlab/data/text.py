@@ -3,7 +3,7 @@ unlabelled corpora for pretraining."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from itertools import islice
 from typing import Any
@@ -26,7 +26,16 @@ class TextDataModule(ArrayDataModule):
     from; it is read from the interpreter's own source files, so it needs no download. The
     built-in corpus `python_docs` is every other docstring and comment of those files and of
     the installed packages (the `packages` of the labelled task and its texts left out).
+
+    With `end_of_text` (a language model's data) the tokenizer gets an end-of-text id and every
+    text that fits whole ends with it, so the model learns where documents end.
     """
+
+    def __init__(
+        self, cfg: Mapping[str, Any], seed: int | None = None, *, end_of_text: bool = False
+    ) -> None:
+        super().__init__(cfg, seed)
+        self.end_of_text = end_of_text
 
     def _documents(self, documents: Iterator[str], where: object) -> tuple[list[str], Any]:
         """At most `max_examples` documents, read lazily: a larger corpus is not read."""
@@ -67,8 +76,10 @@ class TextDataModule(ArrayDataModule):
         )
 
     def fit(self, train_inputs: list[str]) -> dict[str, Any]:
-        tokenizer = fit_tokenizer(self.cfg["tokenizer"], train_inputs, self.cfg["vocab_size"])
-        ids = tokenizer.encode(train_inputs, self.cfg["max_length"])
+        tokenizer = fit_tokenizer(
+            self.cfg["tokenizer"], train_inputs, self.cfg["vocab_size"], self.end_of_text
+        )
+        ids = tokenizer.encode_documents(train_inputs, self.cfg["max_length"])
         length = int((ids != tokenizer.pad_id).sum(1).max())
         return {"tokenizer": tokenizer.to_json(), "length": max(length, 1)}
 

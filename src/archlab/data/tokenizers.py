@@ -2,7 +2,10 @@
 
 Fitting on the train split alone keeps test-set vocabulary out of the model, the same rule
 as for any other preprocessing statistic. Every tokenizer reserves id 0 for padding and id 1
-for unknown input, so models can rely on `padding_idx=0` whatever the kind.
+for unknown input, so models can rely on `padding_idx=0` whatever the kind. A tokenizer fitted
+for a language model also has an end-of-text id, the last one: appended after the vocabulary,
+it leaves every other id where a tokenizer without it puts them (format_version 2; tokenizers
+without it keep writing version 1, so older files and checkpoints read as before).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ __all__ = [
 
 PAD_TOKEN = "<pad>"
 UNK_TOKEN = "<unk>"
+EOS_TOKEN = "<eos>"
 _FORMAT_VERSION = 1
+_EOS_FORMAT_VERSION = 2  # the same, with an end-of-text id
 
 
 def _check_max_len(max_len: int) -> None:
@@ -44,6 +49,7 @@ class Tokenizer(abc.ABC):
     kind: str = ""
     pad_id: int = 0
     unk_id: int = 1
+    eos_id: int | None = None  # the end-of-text id (the last one), if fitted with one
 
     @property
     @abc.abstractmethod
@@ -54,9 +60,22 @@ class Tokenizer(abc.ABC):
     def encode(self, texts: Sequence[str], max_len: int) -> torch.Tensor:
         """Encode to a (N, max_len) int64 tensor, truncated and right-padded with `pad_id`."""
 
+    def encode_documents(self, texts: Sequence[str], max_len: int) -> torch.Tensor:
+        """As `encode`, with the end-of-text id after each text that fits whole before it: a
+        text cut at `max_len` has not ended there, so it gets none."""
+        ids = self.encode(texts, max_len)
+        if self.eos_id is not None and len(ids):
+            lengths = (ids != self.pad_id).sum(1)
+            ends = lengths < max_len
+            ids[ends.nonzero().squeeze(1), lengths[ends]] = self.eos_id
+        return ids
+
     @abc.abstractmethod
     def decode(self, ids: Sequence[int]) -> str:
-        """The text of `ids`, padding dropped (to show examples to a person)."""
+        """The text of `ids`, padding and end-of-text dropped (to show examples to a person)."""
+
+    def _version(self) -> int:
+        return _FORMAT_VERSION if self.eos_id is None else _EOS_FORMAT_VERSION
 
     @abc.abstractmethod
     def to_json(self) -> str:
@@ -68,12 +87,14 @@ class CharTokenizer(Tokenizer):
 
     kind = "char"
 
-    def __init__(self, chars: Sequence[str]) -> None:
-        """`chars` are the non-special vocabulary characters, in id order starting at 2."""
+    def __init__(self, chars: Sequence[str], end_of_text: bool = False) -> None:
+        """`chars` are the non-special vocabulary characters, in id order starting at 2;
+        `end_of_text` adds the end-of-text id after them."""
         chars = list(chars)
         if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
             raise ValueError("CharTokenizer vocabulary must be distinct single characters.")
         self._chars = chars
+        self.eos_id = len(chars) + 2 if end_of_text else None
         self._index = {c: i + 2 for i, c in enumerate(chars)}
         # Dense code point -> id table; the extra last slot maps every larger code point to unk.
         top = max((ord(c) for c in chars), default=0)
@@ -83,14 +104,19 @@ class CharTokenizer(Tokenizer):
         self._table = table
 
     @classmethod
-    def fit(cls, texts: Sequence[str], max_vocab: int | None = None) -> CharTokenizer:
+    def fit(
+        cls, texts: Sequence[str], max_vocab: int | None = None, end_of_text: bool = False
+    ) -> CharTokenizer:
         """Keep the most frequent characters (ties by character) so the vocabulary is stable.
 
-        `max_vocab` is the total vocabulary size including <pad> and <unk>; None keeps all.
+        `max_vocab` is the total vocabulary size including <pad>, <unk> (and <eos> with
+        `end_of_text`); None keeps all.
         """
-        if max_vocab is not None and max_vocab < 3:
+        specials = 3 if end_of_text else 2
+        if max_vocab is not None and max_vocab < specials + 1:
             raise ValueError(
-                f"max_vocab must be at least 3 (<pad>, <unk>, 1 char), got {max_vocab}."
+                f"max_vocab must be at least {specials + 1} (the {specials} special ids and "
+                f"1 char), got {max_vocab}."
             )
         counts: Counter[str] = Counter()
         for text in texts:
@@ -99,12 +125,12 @@ class CharTokenizer(Tokenizer):
             raise ValueError("Cannot fit a CharTokenizer: the training texts hold no characters.")
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         if max_vocab is not None:
-            ranked = ranked[: max_vocab - 2]
-        return cls([c for c, _ in ranked])
+            ranked = ranked[: max_vocab - specials]
+        return cls([c for c, _ in ranked], end_of_text)
 
     @property
     def vocab_size(self) -> int:
-        return len(self._chars) + 2
+        return len(self._chars) + 2 + (self.eos_id is not None)
 
     def encode(self, texts: Sequence[str], max_len: int) -> torch.Tensor:
         """Vectorised: all texts become one code point array mapped through a lookup table."""
@@ -124,15 +150,16 @@ class CharTokenizer(Tokenizer):
         return "".join(
             self._chars[i - 2] if i >= 2 else "\N{REPLACEMENT CHARACTER}"
             for i in ids
-            if i != self.pad_id
+            if i not in (self.pad_id, self.eos_id)
         )
 
     def to_json(self) -> str:
+        eos = [EOS_TOKEN] if self.eos_id is not None else []
         return json.dumps(
             {
                 "kind": self.kind,
-                "format_version": _FORMAT_VERSION,
-                "tokens": [PAD_TOKEN, UNK_TOKEN, *self._chars],
+                "format_version": self._version(),
+                "tokens": [PAD_TOKEN, UNK_TOKEN, *self._chars, *eos],
             },
             ensure_ascii=False,
         )
@@ -144,7 +171,8 @@ class BPETokenizer(Tokenizer):
     Byte-level (GPT-2 style) is chosen over whitespace splitting because the tokenizer is fitted
     on the train split only: with all 256 bytes in the base alphabet any character that first
     appears at test time is still encoded losslessly instead of collapsing to <unk>, and
-    spacing/punctuation survive. The cost is a minimum vocabulary of 258 (256 bytes + 2 specials).
+    spacing/punctuation survive. The cost is a minimum vocabulary of 258 (256 bytes + 2 specials;
+    259 with <eos>). <eos> is added after training, so it takes the last id.
     """
 
     kind = "bpe"
@@ -157,25 +185,33 @@ class BPETokenizer(Tokenizer):
         ):
             raise ValueError(f"BPE tokenizer must map {PAD_TOKEN}=0 and {UNK_TOKEN}=1.")
         self._tok = tokenizer
+        self.eos_id = tokenizer.token_to_id(EOS_TOKEN)
+        if self.eos_id not in (None, self.vocab_size - 1):
+            raise ValueError(f"BPE tokenizer must map {EOS_TOKEN} to its last id.")
 
     @classmethod
-    def fit(cls, texts: Sequence[str], vocab_size: int) -> BPETokenizer:
-        """Train in memory; the same texts in the same order give the same merges and ids."""
-        if vocab_size < cls.MIN_VOCAB:
+    def fit(cls, texts: Sequence[str], vocab_size: int, end_of_text: bool = False) -> BPETokenizer:
+        """Train in memory; the same texts in the same order give the same merges and ids.
+        `vocab_size` counts the special ids, <eos> included with `end_of_text`."""
+        if vocab_size < cls.MIN_VOCAB + end_of_text:
+            eos = " + <eos>" if end_of_text else ""
             raise ValueError(
-                f"BPE vocab_size must be at least {cls.MIN_VOCAB} (256 byte symbols + <pad> + "
-                f"<unk>), got {vocab_size}. Raise vocab_size or use the 'char' tokenizer."
+                f"BPE vocab_size must be at least {cls.MIN_VOCAB + end_of_text} (256 byte "
+                f"symbols + <pad> + <unk>{eos}), got {vocab_size}. Raise vocab_size or use the "
+                "'char' tokenizer."
             )
         tok = _HFTokenizer(models.BPE(unk_token=UNK_TOKEN))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
+            vocab_size=vocab_size - end_of_text,
             special_tokens=[PAD_TOKEN, UNK_TOKEN],
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=False,
         )
         tok.train_from_iterator(list(texts), trainer=trainer)
+        if end_of_text:
+            tok.add_special_tokens([EOS_TOKEN])
         return cls(tok)
 
     @property
@@ -209,7 +245,7 @@ class BPETokenizer(Tokenizer):
         return json.dumps(
             {
                 "kind": self.kind,
-                "format_version": _FORMAT_VERSION,
+                "format_version": self._version(),
                 "tokenizer": json.loads(self._tok.to_str()),
             },
             ensure_ascii=False,
@@ -219,12 +255,15 @@ class BPETokenizer(Tokenizer):
 TOKENIZER_KINDS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "bpe": BPETokenizer}
 
 
-def fit_tokenizer(kind: str, texts: Sequence[str], vocab_size: int) -> Tokenizer:
-    """Fit a tokenizer of `kind` ("char" or "bpe") on training texts; vocab_size counts specials."""
+def fit_tokenizer(
+    kind: str, texts: Sequence[str], vocab_size: int, end_of_text: bool = False
+) -> Tokenizer:
+    """Fit a tokenizer of `kind` ("char" or "bpe") on training texts; vocab_size counts specials.
+    `end_of_text` adds an end-of-text id (the last one), for language models."""
     if kind == "char":
-        return CharTokenizer.fit(texts, max_vocab=vocab_size)
+        return CharTokenizer.fit(texts, max_vocab=vocab_size, end_of_text=end_of_text)
     if kind == "bpe":
-        return BPETokenizer.fit(texts, vocab_size=vocab_size)
+        return BPETokenizer.fit(texts, vocab_size=vocab_size, end_of_text=end_of_text)
     raise ValueError(f"Unknown tokenizer kind {kind!r}; valid kinds: {sorted(TOKENIZER_KINDS)}.")
 
 
@@ -255,18 +294,25 @@ def tokenizer_from_json(
             f"{source}: mismatched tokenizer: the file holds a {kind!r} tokenizer but "
             f"{expect_kind!r} was expected. Use the tokenizer saved with the same run/config."
         )
-    if data.get("format_version") != _FORMAT_VERSION:
+    version = data.get("format_version")
+    if version not in (_FORMAT_VERSION, _EOS_FORMAT_VERSION):
         raise DataError(
-            f"{source}: unsupported tokenizer format_version {data.get('format_version')!r} "
-            f"(this archlab reads {_FORMAT_VERSION}). Re-fit the tokenizer with this version."
+            f"{source}: unsupported tokenizer format_version {version!r} (this archlab reads "
+            f"{_FORMAT_VERSION} and {_EOS_FORMAT_VERSION}). Re-fit the tokenizer with this version."
         )
+    eos = version == _EOS_FORMAT_VERSION
     try:
         if kind == "char":
             tokens = data["tokens"]
             if not isinstance(tokens, list) or tokens[:2] != [PAD_TOKEN, UNK_TOKEN]:
                 raise ValueError(f"tokens must start with {PAD_TOKEN!r}, {UNK_TOKEN!r}")
-            return CharTokenizer(tokens[2:])
-        return BPETokenizer(_HFTokenizer.from_str(json.dumps(data["tokenizer"])))
+            if eos and tokens[-1] != EOS_TOKEN:
+                raise ValueError(f"format_version {version} tokens must end with {EOS_TOKEN!r}")
+            return CharTokenizer(tokens[2 : len(tokens) - eos], end_of_text=eos)
+        tokenizer = BPETokenizer(_HFTokenizer.from_str(json.dumps(data["tokenizer"])))
+        if eos != (tokenizer.eos_id is not None):
+            raise ValueError(f"format_version {version} does not match its {EOS_TOKEN} token")
+        return tokenizer
     except Exception as err:  # HF raises its own exception types for malformed JSON
         raise DataError(
             f"{source}: the {kind!r} tokenizer file is corrupt ({type(err).__name__}: {err}). "

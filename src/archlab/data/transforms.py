@@ -18,6 +18,7 @@ STATE_KEYS = {
     "image": "ImageDataModule",
     "sequence": "SequenceDataModule",
     "text": "TextDataModule",
+    "pairs": "PairsDataModule",
 }
 
 
@@ -47,5 +48,6 @@ def restore_tokenizer(fitted: Mapping[str, Any], kind: str) -> Tokenizer:
 def text_tensor(
     tokenizer: Tokenizer, texts: Sequence[str], fitted: Mapping[str, Any]
 ) -> torch.Tensor:
-    """(N, length) token ids, truncated and right-padded to the run's fitted length."""
-    return tokenizer.encode(texts, fitted["length"])
+    """(N, length) token ids, truncated and right-padded to the run's fitted length; with the
+    end-of-text id after each whole text if the tokenizer has one (a language model's)."""
+    return tokenizer.encode_documents(texts, fitted["length"])

@@ -181,6 +181,12 @@ class ExportResult:
 def export_model(model: TrainedModel, fmt: str, path: Path) -> ExportResult:
     """Export, check parity on validation examples, write the sidecar; a failed parity check
     removes the exported file."""
+    if model.task == "translate":
+        raise ConfigError(
+            f"{model.checkpoint} was trained with task=translate: its decoder runs once per "
+            "output token, which archlab-export does not write. Translate with archlab-predict "
+            "or archlab-generate."
+        )
     if fmt == "onnx":
         require_export_extra()
     path.parent.mkdir(parents=True, exist_ok=True)

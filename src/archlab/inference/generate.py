@@ -1,4 +1,5 @@
-"""Text continuations of prompts from a run trained with `task=lm`."""
+"""Text continuations of prompts from a run trained with `task=lm`; translations of them from
+a run trained with `task=translate`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from archlab.errors import ConfigError
 from archlab.inference.loader import TrainedModel
 from archlab.inference.sampling import Sampling, context_length, generate
+from archlab.inference.translate import Search, translate_texts
 
 
 @dataclass
@@ -17,7 +19,7 @@ class Continuation:
     sample: int
     text: str
     new_tokens: int
-    stopped: str  # "max_new_tokens" | "end_of_text" | "context"
+    stopped: str  # "max_new_tokens" | "end_of_text" | "context" | "max_length" (translation)
 
 
 def prompt_ids(model: TrainedModel, prompt: str) -> torch.Tensor:
@@ -43,33 +45,29 @@ def continue_prompts(
     seed: int = 0,
     device: str = "cpu",
 ) -> list[Continuation]:
-    """`num_samples` continuations of each prompt; the same seed gives the same texts."""
+    """`num_samples` continuations of each prompt; the same seed gives the same texts. A sample
+    ends where the model writes end of text (not shown), each one on its own."""
     if model.task != "lm":
         raise ConfigError(
             f"{model.checkpoint} was trained with task={model.task}; archlab-generate needs a "
-            "run trained with task=lm (next-token language model)."
+            "run trained with task=lm (next-token language model) or task=translate."
         )
     network = model.network.to(device)
     tokenizer = model.tokenizer
+    eos = tokenizer.eos_id  # None: a run trained before archlab's tokenizers had one
     limit = context_length(network)
     out = []
     for index, prompt in enumerate(prompts):
         ids = prompt_ids(model, prompt).to(device)
         generator = torch.Generator().manual_seed(seed + index)
         tokens = generate(
-            network,
-            ids.expand(num_samples, -1),
-            max_new_tokens,
-            sampling,
-            generator,
-            stop_id=tokenizer.pad_id,
+            network, ids.expand(num_samples, -1), max_new_tokens, sampling, generator, eos
         )
         for sample, row in enumerate(tokens.cpu()):
             new = row[ids.shape[1] :]
-            ended = bool((new == tokenizer.pad_id).any())
-            new = new[: int((new != tokenizer.pad_id).cumprod(0).sum())]
-            if ended:
-                stopped = "end_of_text"
+            ends = (new == eos).nonzero() if eos is not None else []
+            if len(ends):
+                new, stopped = new[: int(ends[0])], "end_of_text"
             elif limit is not None and len(row) >= limit and len(new) < max_new_tokens:
                 stopped = "context"
             else:
@@ -77,3 +75,17 @@ def continue_prompts(
             text = tokenizer.decode(row[: ids.shape[1] + len(new)].tolist())
             out.append(Continuation(prompt, sample, text, len(new), stopped))
     return out
+
+
+def translate_prompts(
+    model: TrainedModel, prompts: list[str], search: Search, device: str = "cpu"
+) -> list[Continuation]:
+    """The translation of each prompt by a run trained with task=translate (one sample:
+    the search is deterministic)."""
+    if any(not prompt.strip() for prompt in prompts):
+        raise ConfigError("--prompt is empty: give a sentence to translate.")
+    done = translate_texts(model, prompts, search, device=device)
+    return [
+        Continuation(prompt, 0, t.text, t.tokens, t.stopped)
+        for prompt, t in zip(prompts, done, strict=True)
+    ]

@@ -17,6 +17,7 @@ from archlab.data.sources.images import IMAGE_SUFFIXES, read_image
 from archlab.data.sources.series import load_series_csv, load_ucr_file
 from archlab.data.sources.texts import iter_text_table
 from archlab.data.sources.utf8 import read_utf8
+from archlab.data.tokenizers import Tokenizer
 from archlab.data.transforms import image_tensor, series_tensor, text_tensor
 from archlab.errors import ArchlabError, DataError
 from archlab.inference.loader import TrainedModel
@@ -145,16 +146,26 @@ def _series(model: TrainedModel, paths: list[Path], out: Inputs) -> None:
         out.add(ids, x)
 
 
-def _texts(model: TrainedModel, paths: list[Path], field_name: str | None, out: Inputs) -> None:
+def text_rows(paths: list[Path], field_name: str) -> list[tuple[str, str]]:
+    """(id, text) of every line of .txt files and of `field_name` in .csv / .jsonl files."""
     rows: list[tuple[str, str]] = []
     for path in _expand(paths, _TEXT_FILES + _TABLE_FILES):
-        suffix = path.suffix.lower()
-        if suffix in _TABLE_FILES:
-            name = field_name or str(model.cfg.data.text_field)
-            rows += [(f"{path}:{line}", text) for line, text in iter_text_table(path, name)]
+        if path.suffix.lower() in _TABLE_FILES:
+            rows += [(f"{path}:{line}", text) for line, text in iter_text_table(path, field_name)]
         else:
             text = read_utf8(path, "text file")
             rows += [(f"{path}:{n}", line) for n, line in enumerate(text.splitlines(), 1)]
+    return rows
+
+
+def count_truncated(tokenizer: Tokenizer, texts: list[str], length: int) -> int:
+    """How many of `texts` hold more than `length` tokens."""
+    whole = tokenizer.encode(texts, max(len(t.encode()) for t in texts) + 1)
+    return int(((whole != tokenizer.pad_id).sum(1) > length).sum())
+
+
+def _texts(model: TrainedModel, paths: list[Path], field_name: str | None, out: Inputs) -> None:
+    rows = text_rows(paths, field_name or str(model.cfg.data.text_field))
     texts = [text for _, text in rows if text.strip()]
     for ident, text in rows:
         if text.strip():
@@ -164,8 +175,7 @@ def _texts(model: TrainedModel, paths: list[Path], field_name: str | None, out: 
     if not texts:
         return
     ids = text_tensor(model.tokenizer, texts, model.fitted)
-    whole = model.tokenizer.encode(texts, max(len(t.encode()) for t in texts) + 1)
-    cut = int(((whole != model.tokenizer.pad_id).sum(1) > ids.shape[1]).sum())
+    cut = count_truncated(model.tokenizer, texts, ids.shape[1])
     if cut:
         out.note(f"truncated to the model's {ids.shape[1]} tokens", cut)
     out.rows.append(ids)

@@ -19,11 +19,13 @@ from torch import nn
 from archlab.checkpointing.files import find_checkpoint, load_checkpoint, load_weights
 from archlab.config.pipeline import SELF_SUPERVISED
 from archlab.config.validate import validate
+from archlab.data.framing import PairCodec
 from archlab.data.tokenizers import Tokenizer
 from archlab.data.transforms import STATE_KEYS, restore_tokenizer
 from archlab.errors import CheckpointError
 from archlab.models import ImageSpec, InputSpec, SequenceSpec, TextSpec, build_classifier
 from archlab.models.pretrain import build_pretrainer
+from archlab.models.seq2seq import build_translator
 
 _MODEL_PREFIX = "model."  # where archlab's tasks keep the network inside the checkpoint
 
@@ -54,8 +56,16 @@ class TrainedModel:
     def tokenizer(self) -> Tokenizer:
         return restore_tokenizer(self.fitted, str(self.cfg.data.tokenizer))
 
+    @cached_property
+    def codec(self) -> PairCodec:
+        """A translation run's source and target ids (task=translate only)."""
+        return PairCodec.from_fitted(self.fitted)
+
 
 def _spec(modality: str, fitted: dict[str, Any], kind: str, source: Path) -> InputSpec:
+    if modality == "pairs":
+        tokenizer = PairCodec.from_fitted(fitted).source_tokenizer
+        return TextSpec(tokenizer.vocab_size, int(fitted["source_length"]), tokenizer.pad_id)
     if modality == "text":
         tokenizer = restore_tokenizer(fitted, kind)
         return TextSpec(tokenizer.vocab_size, int(fitted["length"]), tokenizer.pad_id)
@@ -76,7 +86,8 @@ def load_trained(path: Path) -> TrainedModel:
     cfg = validate(OmegaConf.create(checkpoint["hyper_parameters"]))
     modality = str(cfg.data.modality)
     fitted = checkpoint.get(STATE_KEYS[modality])
-    if not isinstance(fitted, dict) or "classes" not in fitted:
+    needed = "target_tokenizer" if modality == "pairs" else "classes"
+    if not isinstance(fitted, dict) or needed not in fitted:
         raise CheckpointError(
             f"{ckpt_path} holds no fitted input transforms ({STATE_KEYS[modality]} state): "
             "was it written by archlab-train?"
@@ -84,7 +95,10 @@ def load_trained(path: Path) -> TrainedModel:
     kind = str(cfg.data.get("tokenizer", ""))
     spec = _spec(modality, fitted, kind, ckpt_path)
     task = str(cfg.task.name)
-    if task in SELF_SUPERVISED:
+    if modality == "pairs":
+        codec = PairCodec.from_fitted(fitted)
+        network = build_translator(cfg.model, spec, codec.target_vocab_size, codec.target_length)
+    elif task in SELF_SUPERVISED:
         network = build_pretrainer(cfg.model, spec, task)
     else:
         network = build_classifier(cfg.model, spec, len(fitted["classes"]))

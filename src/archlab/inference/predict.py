@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +30,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     dtype = PRECISIONS[precision]
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _batches(x: torch.Tensor, size: int, progress: bool) -> Iterator[torch.Tensor]:
+def in_batches(x: torch.Tensor, size: int, progress: bool) -> Iterator[torch.Tensor]:
     starts = range(0, len(x), size)
     if progress:
         from tqdm import tqdm  # Lightning's dependency; loaded only when a bar is shown
@@ -60,8 +60,8 @@ def class_probabilities(
     target = pick_device(device)
     network = model.network.to(target)
     out = []
-    for batch in _batches(x, batch_size, progress):
-        with _autocast(target, precision):
+    for batch in in_batches(x, batch_size, progress):
+        with precision_context(target, precision):
             logits = network(batch.to(target))
         out.append(logits.float().softmax(-1).cpu())
     return torch.cat(out) if out else torch.empty(0, len(model.classes))
@@ -99,49 +99,60 @@ def _top_k_text(record: dict[str, Any]) -> str:
     return " ".join(f"{t['class']}:{t['probability']:.4f}" for t in record.get("top_k", []))
 
 
-def _csv(records: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["id", "class", "probability", "top_k", "error"])
-    for r in records:
-        writer.writerow(
-            [
-                r["id"],
-                r.get("class", ""),
-                r.get("probability", ""),
-                _top_k_text(r),
-                r.get("error", ""),
-            ]
-        )
-    return buffer.getvalue()
-
-
-def _jsonl(records: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+def aligned(rows: list[tuple[str, ...]]) -> str:
+    """Rows as aligned columns for a terminal (the last column left ragged)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + f"  {row[-1]}"
+        for row in rows
+    ]
+    return "".join(line + "\n" for line in lines)
 
 
 def table(records: list[dict[str, Any]]) -> str:
-    """Aligned columns for a terminal."""
     rows = [("id", "class", "probability", "top-k")]
     for r in records:
         if "error" in r:
             rows.append((r["id"], "-", "-", f"refused: {r['error']}"))
         else:
             rows.append((r["id"], r["class"], f"{r['probability']:.4f}", _top_k_text(r)))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + f"  {row[3]}\n"
-        for row in rows
-    )
+    return aligned(rows)
 
 
-def write_predictions(records: list[dict[str, Any]], output: Path | None) -> None:
-    """CSV or JSONL by `output`'s suffix (written whole or not at all); stdout: a table."""
+def write_records(
+    records: list[dict[str, Any]],
+    output: Path | None,
+    terminal: str,
+    columns: list[str],
+    cells: Callable[[dict[str, Any]], list[Any]],
+) -> None:
+    """CSV (`columns`, a row of `cells(record)` each) or JSONL by `output`'s suffix, written
+    whole or not at all; no output: `terminal` (a table) on stdout."""
     if output is None:
-        sys.stdout.write(table(records))
+        sys.stdout.write(terminal)
         return
     suffix = output.suffix.lower()
     if suffix not in (".csv", ".jsonl"):
         raise ConfigError(f"--output {output}: name a .csv or .jsonl file.")
-    text = _csv(records) if suffix == ".csv" else _jsonl(records)
+    if suffix == ".csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(cells(r) for r in records)
+        text = buffer.getvalue()
+    else:
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     write_atomic(output, lambda f: f.write(text))
+
+
+def write_predictions(records: list[dict[str, Any]], output: Path | None) -> None:
+    """Class predictions as CSV, JSONL or a table (see `write_records`)."""
+
+    def cells(r: dict[str, Any]) -> list[Any]:
+        values = (r.get("class", ""), r.get("probability", ""), _top_k_text(r), r.get("error", ""))
+        return [r["id"], *values]
+
+    terminal = table(records) if output is None else ""
+    write_records(
+        records, output, terminal, ["id", "class", "probability", "top_k", "error"], cells
+    )

@@ -107,11 +107,13 @@ def generate(
     generator: torch.Generator | None = None,
     stop_id: int | None = None,
     use_cache: bool = True,
+    pad_id: int | None = 0,
 ) -> torch.Tensor:
     """(B, T) prompt ids (no padding) -> (B, T + n) with n <= max_new_tokens new tokens.
 
     Stops early when every row has drawn `stop_id` (rows that drew it keep drawing it) or at the
-    model's context length. The model is put in eval mode for the call and restored after.
+    model's context length. `pad_id` is never drawn: no model learns to write it, and a stem
+    would read it as padding. The model is put in eval mode for the call and restored after.
     """
     was_training = model.training
     model.eval()
@@ -125,6 +127,9 @@ def generate(
         logits = decoder.start(prompt)
         done = torch.zeros(len(prompt), dtype=torch.bool, device=prompt.device)
         for i in range(steps):
+            if pad_id is not None:
+                logits = logits.clone()
+                logits[:, pad_id] = float("-inf")
             token = next_token(logits, sampling, generator)
             if stop_id is not None:
                 token = token.masked_fill(done, stop_id)

@@ -92,3 +92,19 @@ def beam_search(
     pick = ranked.argmax(1)
     rows = torch.arange(b, device=device)
     return tokens[rows, pick], score[rows, pick]
+
+
+def translate(
+    model: nn.Module,
+    source: torch.Tensor,
+    bos: int,
+    eos: int,
+    max_len: int,
+    beam_size: int = 1,
+    alpha: float = 0.0,
+) -> torch.Tensor:
+    """(B, S) sources -> (B, <= max_len) ids: greedy for `beam_size` 1, else beam search with
+    length penalty `alpha`. The one search of the translate task and of archlab's inference."""
+    if beam_size == 1:
+        return greedy(model, source, bos, eos, max_len)[0]
+    return beam_search(model, source, bos, eos, max_len, beam_size, alpha)[0]

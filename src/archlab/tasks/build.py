@@ -73,7 +73,8 @@ def _translator(
     if report is not None:
         print("\n".join(report.lines()))
     bos, eos = datamodule.bos_id, datamodule.eos_id
-    return TranslateTask(model, cfg.task, hparams, bos, eos, datamodule.target_length - 1)
+    max_len = datamodule.codec.max_decode_length
+    return TranslateTask(model, cfg.task, hparams, bos, eos, max_len)
 
 
 def check_transfer(cfg: DictConfig, source: tuple[Path, dict[str, Any]]) -> None:
@@ -92,7 +93,7 @@ def check_transfer(cfg: DictConfig, source: tuple[Path, dict[str, Any]]) -> None
 
 def build_run(cfg: DictConfig, hparams: dict) -> tuple[ArrayDataModule, pl.LightningModule]:
     """Data module (set up for fitting) and task for `cfg`; hparams go into checkpoints."""
-    datamodule = build_datamodule(cfg.data, seed=cfg.seed)
+    datamodule = build_datamodule(cfg.data, seed=cfg.seed, end_of_text=cfg.task.name == "lm")
     source = load_source(cfg.finetune.init_from) if cfg.finetune.init_from else None
     if source is not None and isinstance(datamodule, PairsDataModule):
         datamodule.adopt_encoder(source[1])

@@ -13,7 +13,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.text import CHRFScore, SacreBLEUScore
 
-from archlab.models.decoding import beam_search, greedy
+from archlab.models.decoding import translate
 from archlab.tasks.base import ArchlabTask
 
 NUM_EXAMPLES = 8  # example translations shown per split: the first ones, so the same each time
@@ -76,11 +76,8 @@ class TranslateTask(ArchlabTask):
 
     def forward(self, source: torch.Tensor) -> torch.Tensor:
         """(B, S) source ids -> (B, <= max_len) generated ids, by the configured search."""
-        size = self.task_cfg["beam_size"]
-        if size == 1:
-            return greedy(self.model, source, self.bos, self.eos, self.max_len)[0]
-        alpha = self.task_cfg["length_penalty"]
-        return beam_search(self.model, source, self.bos, self.eos, self.max_len, size, alpha)[0]
+        size, alpha = self.task_cfg["beam_size"], self.task_cfg["length_penalty"]
+        return translate(self.model, source, self.bos, self.eos, self.max_len, size, alpha)
 
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor], smoothing: float):
         source, target = batch
