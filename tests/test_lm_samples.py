@@ -1,11 +1,13 @@
 """A language model's run shows what it learnt: at each validation, continuations of the first
-validation texts are in TensorBoard's text tab, the same for two runs with the same seed."""
+validation texts are in TensorBoard's text tab, the same for two runs with the same seed
+(`slow`: a second run)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util
 
@@ -77,18 +79,36 @@ def test_a_transformer_lm_logs_continuations_of_the_validation_texts_at_each_val
             assert continuation.strip()
 
 
-def test_an_rnn_lm_logs_the_same_text_for_the_same_seed(
-    train_cli, corpus: Path, tmp_path: Path
+def _train(corpus: Path, run_dir: Path, *overrides: str) -> dict[int, str]:
+    """A real `archlab-train` run; its logged samples by step."""
+    result = run_cli(
+        "archlab.train", *_args(corpus, "rnn", "callbacks.lm_samples.new_tokens=12"),
+        *overrides, f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return _texts(run_dir)[0]
+
+
+@pytest.fixture(scope="module")
+def rnn_samples(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, str]:
+    return _train(corpus, tmp_path_factory.mktemp("rnn") / "run")
+
+
+def test_an_rnn_lm_logs_continuations_of_the_validation_texts_at_each_validation(
+    rnn_samples: dict[int, str], corpus: Path
 ) -> None:
-    """The second run also logs to CSV: TensorBoard is found among several loggers."""
-    args = _args(corpus, "rnn", "callbacks.lm_samples.new_tokens=12")
-    first, first_dir = train_cli(*args, run_dir=tmp_path / "a")
-    again, again_dir = train_cli(*args, "logger=[csv,tensorboard]", run_dir=tmp_path / "b")
-    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
-    texts, _ = _texts(first_dir)
-    assert sorted(texts) == [4, 8] and texts == _texts(again_dir)[0]
+    assert sorted(rnn_samples) == [4, 8]
     for prompt in _prompts(corpus, 3, 8):
-        assert all(f"| {prompt.strip()} |" in text for text in texts.values())
+        assert all(f"| {prompt.strip()} |" in text for text in rnn_samples.values())
+
+
+@pytest.mark.slow
+def test_the_same_seed_logs_the_same_text(
+    rnn_samples: dict[int, str], corpus: Path, tmp_path: Path
+) -> None:
+    """This run also logs to CSV: TensorBoard is found among several loggers."""
+    again = _train(corpus, tmp_path / "again", "logger=[csv,tensorboard]")
+    assert again == rnn_samples
 
 
 @pytest.mark.parametrize(
