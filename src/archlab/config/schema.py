@@ -402,10 +402,19 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class LMSamplesConfig:
+    prompts: int = bounded(3, ge=0)
+    prompt_tokens: int = positive(8)
+    new_tokens: int = positive(32)
+    temperature: float = bounded(1.0, ge=0)
+
+
+@dataclass
 class CallbacksConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     lr_monitor: bool = True
+    lm_samples: LMSamplesConfig = field(default_factory=LMSamplesConfig)
     progress_refresh_rate: int = bounded(10, ge=0)
 
 

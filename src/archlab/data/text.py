@@ -3,15 +3,18 @@ unlabelled corpora for pretraining."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
+from contextlib import closing
 from functools import cached_property
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from archlab.data.augment import augment_tokens
 from archlab.data.base import ArrayDataModule, RawSplit, say, unlabelled
+from archlab.data.corpus_cache import cache_path, cached_documents
 from archlab.data.sources import corpus, texts
 from archlab.data.tokenizers import Tokenizer, fit_tokenizer
 from archlab.data.transforms import restore_tokenizer, text_tensor
@@ -37,9 +40,10 @@ class TextDataModule(ArrayDataModule):
         super().__init__(cfg, seed)
         self.end_of_text = end_of_text
 
-    def _documents(self, documents: Iterator[str], where: object) -> tuple[list[str], Any]:
+    def _documents(self, documents: Generator[str], where: object) -> tuple[list[str], Any]:
         """At most `max_examples` documents, read lazily: a larger corpus is not read."""
-        docs = list(islice(documents, self.cfg["max_examples"]))
+        with closing(documents):  # a corpus cache is written only when every document was read
+            docs = list(islice(documents, self.cfg["max_examples"]))
         if not docs:
             raise DataError(f"{where}: the corpus holds no documents (every line is blank).")
         return unlabelled(docs)
@@ -52,10 +56,7 @@ class TextDataModule(ArrayDataModule):
             )
             return {"train": RawSplit(*docstrings)}
         if source == "python_docs":
-            packages = list(self.cfg["packages"])
-            held_out = texts.load_stdlib_docstrings(packages)[0] if packages else []
-            docs = corpus.iter_python_docs(exclude=packages, held_out=held_out)
-            return {"train": RawSplit(*self._documents(docs, "python_docs"))}
+            return {"train": RawSplit(*self._documents(self._python_docs(), "python_docs"))}
         if source == "corpus":
             return self.read_user_files(
                 lambda path: self._documents(
@@ -74,6 +75,20 @@ class TextDataModule(ArrayDataModule):
                 path, self.cfg["text_field"], self.cfg["label_field"]
             )
         )
+
+    def _python_docs(self) -> Generator[str]:
+        """The built-in corpus, extracted from the installed sources once, then cached."""
+        packages = list(self.cfg["packages"])
+
+        def extract() -> Iterator[str]:
+            held_out = texts.load_stdlib_docstrings(packages)[0] if packages else []
+            return corpus.iter_python_docs(exclude=packages, held_out=held_out)
+
+        key = {
+            **corpus.python_docs_fingerprint([Path(corpus.__file__), Path(texts.__file__)]),
+            "packages": packages,
+        }
+        return cached_documents(cache_path(self.cache_dir, "python_docs", key), extract, say)
 
     def fit(self, train_inputs: list[str]) -> dict[str, Any]:
         tokenizer = fit_tokenizer(

@@ -21,6 +21,7 @@ from archlab.checkpointing.preemption import LastCheckpoint
 from archlab.checkpointing.resume import LAST_CHECKPOINT
 from archlab.checkpointing.rng_state import RNGStateCallback
 from archlab.config.job import JobContext
+from archlab.config.schema import SHARDED
 from archlab.data.batches import RestoreLoaderPosition
 from archlab.distributed.strategies import trainer_arguments
 from archlab.records.attention import AttentionMaps
@@ -28,6 +29,7 @@ from archlab.records.attributions import Attributions
 from archlab.records.cost import TrainClock
 from archlab.records.dashboards import PredictionDashboards
 from archlab.records.tracker_runs import mlflow_logger, wandb_logger
+from archlab.run.lm_samples import LMSamples
 from archlab.sweeps.study import trial_pruning
 
 TENSORBOARD_DIR = "tensorboard"
@@ -97,6 +99,11 @@ def build_callbacks(
         callbacks += [PredictionDashboards(), Attributions()]
     if has_logger and (cfg.task.name == "translate" or cfg.model.name == "transformer"):
         callbacks.append(AttentionMaps())
+    # To TensorBoard's text tab; not with a sharded strategy (one rank cannot run the model).
+    samples = cfg.callbacks.lm_samples
+    language_model = cfg.task.name == "lm" and cfg.trainer.strategy not in SHARDED
+    if language_model and cfg.logger.tensorboard is not None and samples.prompts:
+        callbacks.append(LMSamples(samples, cfg.seed))
     if cfg.callbacks.lr_monitor and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ast
 import gzip
+import hashlib
+import importlib.metadata
 import inspect
+import sys
 import sysconfig
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -17,7 +20,13 @@ from pathlib import Path
 from archlab.data.sources.tables import json_line
 from archlab.errors import DataError
 
-__all__ = ["CORPUS_SUFFIXES", "corpus_files", "iter_corpus", "iter_python_docs"]
+__all__ = [
+    "CORPUS_SUFFIXES",
+    "corpus_files",
+    "iter_corpus",
+    "iter_python_docs",
+    "python_docs_fingerprint",
+]
 
 CORPUS_SUFFIXES = (".txt", ".txt.gz", ".jsonl")
 
@@ -197,3 +206,16 @@ def iter_python_docs(
                 if len(text) >= min_chars and text not in seen:
                     seen.add(text)
                     yield text
+
+
+def python_docs_fingerprint(extraction: Sequence[Path]) -> dict[str, object]:
+    """What the built-in corpus depends on besides its arguments: the interpreter, the
+    installed distributions and their versions, and the source of the `extraction` modules."""
+    roots = python_roots()
+    installed = importlib.metadata.distributions(path=[str(r) for r in roots[1:]])
+    return {
+        "python": sys.version,
+        "roots": [str(r) for r in roots],
+        "distributions": sorted({f"{d.metadata['Name']}=={d.version}" for d in installed}),
+        "extraction": [hashlib.sha256(p.read_bytes()).hexdigest() for p in extraction],
+    }
