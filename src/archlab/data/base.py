@@ -186,7 +186,7 @@ class ArrayDataModule(pl.LightningDataModule):
         )
         amount = f"{count:,} {what}, " if count else f"{what}, "
         size = size or "as tensors"
-        note = f"data: {amount}{nbytes / 2**30:.2f} GiB {size} ({why}): {where}."
+        note = f"data: {amount}{_amount(nbytes)} {size} ({why}): {where}."
         if stream:
             say(note)  # now: building the cache may take a while
         else:
@@ -316,6 +316,10 @@ class ArrayDataModule(pl.LightningDataModule):
         step = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # this batch's index
         g = batch_generator(inputs.device, seed, trainer.current_epoch, step, trainer.global_rank)
         return self.augment_batch(inputs, g), labels
+
+
+def _amount(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
 def _size(nbytes: int) -> str:
