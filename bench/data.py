@@ -96,13 +96,22 @@ def _tree_memory(pid: int) -> tuple[int, int]:
 
 
 def train(folder: Path, cache: Path, run: Path, steps: int, workers: int) -> dict[str, float]:
-    """One streamed `archlab-train` run: peak RSS and the time to its first step."""
+    """One streamed `archlab-train` run on an image folder (see `run_training`)."""
     args = [
-        sys.executable, "-m", "archlab.train", "data.source=folder", f"data.path={folder}",
-        "data.channels=3", "data.in_memory=false", f"data.cache_dir={cache}",
-        f"data.num_workers={workers}", f"data.batch_size={BATCH}", "model.channels=[16,32]",
-        "model.fc_dims=[64]", f"trainer.max_steps={steps}", "trainer.log_every_n_steps=1",
-        "trainer.enable_progress_bar=false", f"hydra.run.dir={run}",
+        "data.source=folder", f"data.path={folder}", "data.channels=3", "data.in_memory=false",
+        f"data.cache_dir={cache}", f"data.num_workers={workers}", f"data.batch_size={BATCH}",
+        "model.channels=[16,32]", "model.fc_dims=[64]",
+    ]  # fmt: skip
+    return run_training(args, run, steps)
+
+
+def run_training(overrides: list[str], run: Path, steps: int) -> dict[str, float]:
+    """One `archlab-train` run with `overrides` for `steps` steps: its peak memory (PSS of all
+    its processes, RSS of the training process) and the time to its first step."""
+    args = [
+        sys.executable, "-m", "archlab.train", *overrides, f"trainer.max_steps={steps}",
+        "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run}",
     ]  # fmt: skip
     start = time.time()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -28,6 +28,7 @@ from archlab.data import build_datamodule
 from archlab.data.batches import RestoreLoaderPosition, TensorBatches, batch_loader, tensor_loader
 from archlab.data.cache import build_cache
 from archlab.data.sources.images import ImageFolderSource, list_image_folder
+from archlab.data.streaming import StreamedInputs
 from archlab.errors import DataError
 from archlab.models import build_classifier
 from archlab.tasks.classify import ClassificationTask
@@ -80,7 +81,8 @@ def test_streamed_splits_statistics_and_batches_match_in_memory(folder, tmp_path
     assert "held in memory" in capsys.readouterr().err
     streamed = _module(folder, tmp_path, "data.in_memory=false")
     assert "streamed from an on-disk cache" in capsys.readouterr().err
-    assert memory.tensors and not streamed.tensors  # nothing decoded into memory
+    assert isinstance(memory.tensors["train"][0], torch.Tensor)
+    assert isinstance(streamed.tensors["train"][0], StreamedInputs)  # read on demand
     for split in ("train", "val", "test"):
         x_mem, y_mem = memory.tensors[split]
         x_str, y_str = _all(streamed, split)
@@ -131,6 +133,7 @@ import os, signal, sys
 from pathlib import Path
 from archlab.data.cache import build_cache
 from archlab.data.sources.images import ImageFolderSource, list_image_folder
+from archlab.data.streaming import StreamedInputs
 
 class DiesMidway(ImageFolderSource):
     def decode(self, item):

@@ -24,7 +24,13 @@ from archlab.data.augment import augment_active, batch_generator
 from archlab.data.batches import TensorBatches, batch_loader
 from archlab.data.cache import RecordCache, default_cache_dir
 from archlab.data.splits import encode_labels, split_off
-from archlab.data.streaming import IN_MEMORY_LIMIT, RecordDataset, RecordView, default_workers
+from archlab.data.streaming import (
+    IN_MEMORY_LIMIT,
+    RecordDataset,
+    RecordView,
+    StreamedInputs,
+    default_workers,
+)
 from archlab.errors import ConfigError, DataError
 from archlab.models.spec import InputSpec
 
@@ -89,7 +95,8 @@ class ArrayDataModule(pl.LightningDataModule):
         )  # read once: a config lookup per step costs
         self.seed = seed  # of the training batch order; None: torch's initial seed
         self.fitted: dict[str, Any] | None = None
-        self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # in-memory splits
+        # Inputs and labels per split; a streamed split's inputs are read on demand.
+        self.tensors: dict[str, tuple[torch.Tensor | StreamedInputs, torch.Tensor]] = {}
         self.datasets: dict[str, Dataset] = {}
         self.input_shape: tuple[int, ...] = ()  # of one example, after the transform
         self.streamed = False
@@ -118,10 +125,16 @@ class ArrayDataModule(pl.LightningDataModule):
         if self.cfg.get("in_memory") is False:
             raise ConfigError(
                 f"data.in_memory=false: data.source={self.cfg['source']} is read into memory "
-                "(streaming from disk is for data.modality=image data.source=folder); "
+                "(streaming from disk is for image folders and for text csv, jsonl and corpus "
+                "sources); "
                 "drop data.in_memory=false."
             )
         return None
+
+    def after_fit(self, raw: dict[str, RawSplit]) -> dict[str, RawSplit]:
+        """Streamed splits once the transforms are fitted: a source whose cache depends on
+        them (token ids depend on the tokenizer) builds it here."""
+        return raw
 
     def augment_batch(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """`inputs` augmented as `data.augment` says (the modality's own ops)."""
@@ -157,21 +170,26 @@ class ArrayDataModule(pl.LightningDataModule):
             else (default_cache_dir())
         )
 
-    def choose_streaming(self, count: int, nbytes: int, what: str) -> bool:
-        """Whether `count` examples taking `nbytes` as tensors are streamed; says which."""
+    def choose_streaming(
+        self, count: int, nbytes: int, what: str, limit: int = IN_MEMORY_LIMIT, size: str = ""
+    ) -> bool:
+        """Whether `count` examples taking `nbytes` (as tensors, or as `size` says) are
+        streamed (over `limit`); says which."""
         forced = self.cfg.get("in_memory")
-        stream = nbytes > IN_MEMORY_LIMIT if forced is None else not forced
+        stream = nbytes > limit if forced is None else not forced
         why = (
             "data.in_memory=" + str(forced).lower()
             if forced is not None
-            else (f"{'over' if stream else 'within'} {IN_MEMORY_LIMIT / 2**30:.0f} GiB")
+            else (f"{'over' if stream else 'within'} {_size(limit)}")
         )
         where = (
             f"streamed from an on-disk cache by {self.num_workers} loader worker(s)"
             if stream
             else "held in memory"
         )
-        note = f"data: {count:,} {what}, {nbytes / 2**30:.2f} GiB as tensors ({why}): {where}."
+        amount = f"{count:,} {what}, " if count else f"{what}, "
+        size = size or "as tensors"
+        note = f"data: {amount}{_amount(nbytes)} {size} ({why}): {where}."
         if stream:
             say(note)  # now: building the cache may take a while
         else:
@@ -226,6 +244,8 @@ class ArrayDataModule(pl.LightningDataModule):
         classes, labels = encode_labels({s: raw[s].labels for s in SPLITS}, known.get("classes"))
         if "classes" not in known:
             self.fitted = {"classes": classes, **(known or self.fit(raw["train"].inputs))}
+        if self.streamed:
+            raw = self.after_fit(raw)
         fraction = self.cfg.get("label_fraction", 1.0)
         if fraction < 1:  # after fitting: tokenizer and statistics see every training input
             train = labels["train"]
@@ -241,7 +261,9 @@ class ArrayDataModule(pl.LightningDataModule):
                 )
             if self.streamed:
                 transform = self.batch_transform()
-                self.datasets[split] = RecordDataset(raw[split].inputs, labels[split], transform)
+                data = RecordDataset(raw[split].inputs, labels[split], transform)
+                self.datasets[split] = data
+                self.tensors[split] = (StreamedInputs(data), torch.from_numpy(labels[split]))
                 continue
             x = self.transform(raw[split].inputs)
             self.tensors[split] = (x, torch.from_numpy(labels[split]))
@@ -297,6 +319,14 @@ class ArrayDataModule(pl.LightningDataModule):
         step = trainer.fit_loop.epoch_loop.batch_progress.current.ready  # this batch's index
         g = batch_generator(inputs.device, seed, trainer.current_epoch, step, trainer.global_rank)
         return self.augment_batch(inputs, g), labels
+
+
+def _amount(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.0f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
 
 
 def standardize_stats(x: np.ndarray, axes: Sequence[int]) -> dict[str, torch.Tensor]:

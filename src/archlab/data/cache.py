@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,7 @@ from filelock import FileLock
 from archlab.errors import DataError
 
 FORMAT_VERSION = 1
-_RECORDS, _META = "records.bin", "meta.json"
+RECORDS, META = "records.bin", "meta.json"
 
 
 class RecordSource(Protocol):
@@ -72,10 +72,15 @@ def default_cache_dir() -> Path:
 
 def cache_key(source: RecordSource) -> str:
     """Hash of the items' paths, sizes and mtimes, the record layout and the source settings."""
-    digest = hashlib.sha256()
     layout = {"version": FORMAT_VERSION, "shape": list(source.shape), "dtype": source.dtype}
-    digest.update(json.dumps([layout, source.settings()], sort_keys=True).encode())
-    for item in source.items:
+    return files_key([layout, source.settings()], source.items)
+
+
+def files_key(settings: Any, files: Iterable[str | Path]) -> str:
+    """Hash of `settings` (JSON) and of each file's path, size and mtime."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for item in files:
         try:
             stat = os.stat(item)
         except OSError as err:
@@ -150,34 +155,61 @@ def _decode_all(source: RecordSource, workers: int) -> Iterator[tuple[bytes | No
             yield from future.result()
 
 
-def _build(source: RecordSource, final: Path, workers: int, on_bad: str) -> None:
-    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        blank = bytes(int(np.prod(source.shape)) * np.dtype(source.dtype).itemsize)
-        bad: list[dict[str, Any]] = []
-        with open(tmp / _RECORDS, "wb") as f:
-            for index, (record, reason) in enumerate(_decode_all(source, workers)):
-                if record is None:
-                    if on_bad == "stop":
-                        raise DataError(
-                            f"{reason} Or set data.on_bad=skip to leave such files out."
-                        )
-                    bad.append({"index": index, "item": source.items[index], "reason": reason})
-                f.write(blank if record is None else record)
-            f.flush()
-            os.fsync(f.fileno())
-        meta = {
-            "count": len(source.items),
-            "shape": list(source.shape),
-            "dtype": source.dtype,
-            "bad": bad,
-        }
-        (tmp / _META).write_text(json.dumps(meta))
-        os.replace(tmp, final)  # atomic: `final` appears complete or not at all
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def _write_records(source: RecordSource, tmp: Path, workers: int, on_bad: str) -> None:
+    blank = bytes(int(np.prod(source.shape)) * np.dtype(source.dtype).itemsize)
+    bad: list[dict[str, Any]] = []
+    with open(tmp / RECORDS, "wb") as f:
+        for index, (record, reason) in enumerate(_decode_all(source, workers)):
+            if record is None:
+                if on_bad == "stop":
+                    raise DataError(f"{reason} Or set data.on_bad=skip to leave such files out.")
+                bad.append({"index": index, "item": source.items[index], "reason": reason})
+            f.write(blank if record is None else record)
+    write_meta(tmp, len(source.items), source.shape, source.dtype, bad)
+
+
+def write_meta(
+    tmp: Path, count: int, shape: Sequence[int], dtype: str, bad: list[dict[str, Any]]
+) -> None:
+    """The `meta.json` that `RecordCache` reads beside `records.bin` (flushed to disk)."""
+    (tmp / META).write_text(
+        json.dumps({"count": count, "shape": list(shape), "dtype": dtype, "bad": bad})
+    )
+
+
+def _sync(folder: Path) -> None:
+    for file in folder.iterdir():
+        fd = os.open(file, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def build_dir(root: Path, name: str, write: Callable[[Path], None]) -> tuple[Path, bool]:
+    """`root/name` and whether it was reused; built now by `write(folder)` if missing.
+
+    `write` fills a temporary directory, which is synced and renamed into place only when
+    complete: `root/name` appears whole or not at all, so a directory that exists is trusted.
+    A file lock per name makes concurrent builders (DDP ranks, sweep jobs) build it once.
+    """
+    _writable(root)
+    final = root / name
+    with FileLock(str(final) + ".lock"):
+        if final.is_dir():
+            return final, True
+        for stale in root.glob(f".tmp-{name}-*"):  # a crashed build of this key
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            write(tmp)
+            _sync(tmp)
+            os.replace(tmp, final)  # atomic: `final` appears complete or not at all
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final, False
 
 
 class RecordCache:
@@ -185,7 +217,7 @@ class RecordCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        meta = json.loads((path / _META).read_text())
+        meta = json.loads((path / META).read_text())
         self.count: int = meta["count"]
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["dtype"])
@@ -198,7 +230,7 @@ class RecordCache:
 
     def _file(self) -> int:
         if self._fd is None or self._fd[0] != os.getpid():
-            self._fd = (os.getpid(), os.open(self.path / _RECORDS, os.O_RDONLY))
+            self._fd = (os.getpid(), os.open(self.path / RECORDS, os.O_RDONLY))
         return self._fd[1]
 
     def read(self, indices: np.ndarray) -> np.ndarray:
@@ -218,7 +250,7 @@ class RecordCache:
     def _read_into(self, fd: int, buffer: memoryview, offset: int) -> None:
         if os.preadv(fd, [buffer], offset) != len(buffer):
             raise DataError(
-                f"{self.path / _RECORDS}: shorter than its meta.json says; the cache was "
+                f"{self.path / RECORDS}: shorter than its meta.json says; the cache was "
                 f"changed after it was built. Delete {self.path} to rebuild it."
             )
 
@@ -227,15 +259,9 @@ def build_cache(
     source: RecordSource, root: Path, *, workers: int, on_bad: str = "stop"
 ) -> tuple[RecordCache, bool]:
     """The cache of `source` under `root` (built now if missing) and whether it was reused."""
-    _writable(root)
-    final = root / f"{source.kind}-{cache_key(source)}"
-    with FileLock(str(final) + ".lock"):
-        reused = (final / _META).is_file()
-        if not reused:
-            for stale in root.glob(f".tmp-{final.name}-*"):  # a crashed build of this key
-                shutil.rmtree(stale, ignore_errors=True)
-            _build(source, final, workers, on_bad)
-    cache = RecordCache(final)
+    name = f"{source.kind}-{cache_key(source)}"
+    path, reused = build_dir(root, name, lambda tmp: _write_records(source, tmp, workers, on_bad))
+    cache = RecordCache(path)
     if cache.bad and on_bad == "stop":  # built earlier with on_bad=skip
         raise DataError(f"{cache.bad[0].reason} Or set data.on_bad=skip to leave such files out.")
     return cache, reused

@@ -89,6 +89,27 @@ class RecordDataset(Dataset):
         return self.transform(inputs), torch.from_numpy(self.labels[index])
 
 
+class StreamedInputs:
+    """A streamed split's inputs where code expects the split's input tensor (dashboards,
+    `archlab-explain`, parity checks): its length and shape, and an index or a slice of it,
+    read and transformed from the cache on demand; nothing is held in memory."""
+
+    def __init__(self, dataset: RecordDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.dataset), *self.dataset[0][0].shape))
+
+    def __getitem__(self, key: int | slice) -> torch.Tensor:
+        if isinstance(key, slice):
+            return self.dataset.__getitems__(list(range(len(self.dataset))[key]))[0]
+        return self.dataset[range(len(self.dataset))[key]][0]
+
+
 def default_workers() -> int:
     """Loader worker processes when `data.num_workers` is null: the cores but one, at most 4."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

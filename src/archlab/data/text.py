@@ -3,6 +3,8 @@ unlabelled corpora for pretraining."""
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import closing
 from functools import cached_property
@@ -13,13 +15,33 @@ from typing import Any
 import torch
 
 from archlab.data.augment import augment_tokens
-from archlab.data.base import ArrayDataModule, RawSplit, say, unlabelled
+from archlab.data.base import (
+    NO_LABEL,
+    ArrayDataModule,
+    RawSplit,
+    predefined_splits,
+    say,
+    unlabelled,
+)
 from archlab.data.corpus_cache import cache_path, cached_documents
 from archlab.data.sources import corpus, texts
+from archlab.data.streaming import RecordView
+from archlab.data.text_cache import (
+    TextSource,
+    TokenWindow,
+    build_documents,
+    build_tokens,
+    token_lengths,
+)
 from archlab.data.tokenizers import Tokenizer, fit_tokenizer
 from archlab.data.transforms import restore_tokenizer, text_tensor
 from archlab.errors import DataError
 from archlab.models.spec import TextSpec
+
+# Text files larger than this on disk (.gz counted 4x) are streamed by default: at up to one
+# token per byte, their int64 token ids could take about 1 GiB (data.in_memory decides too).
+TEXT_IN_MEMORY_LIMIT = 128 << 20
+_STREAMABLE = ("csv", "jsonl", "corpus")
 
 
 class TextDataModule(ArrayDataModule):
@@ -90,7 +112,55 @@ class TextDataModule(ArrayDataModule):
         }
         return cached_documents(cache_path(self.cache_dir, "python_docs", key), extract, say)
 
-    def fit(self, train_inputs: list[str]) -> dict[str, Any]:
+    def _text_source(self) -> TextSource:
+        """The user's csv/jsonl table or corpus as files per split and a reader of each file."""
+        cfg, path = self.cfg, self.user_path()
+        entries = predefined_splits(path) or {"train": path}
+        if cfg["source"] == "corpus":
+
+            def read(file: Path) -> Iterator[tuple[str, str]]:
+                for doc in corpus.iter_corpus(file, cfg["documents"], cfg["text_field"]):
+                    yield doc, NO_LABEL
+
+            files = {s: tuple(map(str, corpus.corpus_files(p))) for s, p in entries.items()}
+            settings = {"documents": cfg["documents"], "text_field": cfg["text_field"]}
+            return TextSource("corpus", files, read, settings, cfg["max_examples"])
+
+        def read(file: Path) -> Iterator[tuple[str, str]]:
+            return texts.iter_labelled_rows(file, cfg["text_field"], cfg["label_field"])
+
+        files = {s: (str(p),) for s, p in entries.items()}
+        fields = {"text_field": cfg["text_field"], "label_field": cfg["label_field"]}
+        return TextSource(cfg["source"], files, read, fields, None)
+
+    def stream(self) -> dict[str, RawSplit] | None:
+        """A csv/jsonl table or a corpus too large for memory (or data.in_memory=false): its
+        documents copied once into the on-disk cache, tokenized there after fitting."""
+        if self.cfg["source"] not in _STREAMABLE:
+            return super().stream()
+        source = self._text_source()
+        files = [f for split in source.splits.values() for f in split]
+        nbytes = sum(os.path.getsize(f) * (4 if f.endswith(".gz") else 1) for f in files)
+        what = f"{len(files)} text file(s)"
+        if not self.choose_streaming(0, nbytes, what, TEXT_IN_MEMORY_LIMIT, "on disk"):
+            return None
+        start = time.perf_counter()
+        store, reused = build_documents(source, self.cache_dir)
+        took = time.perf_counter() - start
+        say(f"data: documents {store.path} ({'reused' if reused else 'read'} in {took:.1f} s).")
+        for split, size in store.sizes.items():
+            if not size:
+                raise DataError(f"{source.splits[split][0]}: no documents (every line is blank).")
+        return self.views(store, store.sizes, store.labels())
+
+    def fit(self, train_inputs: list[str] | RecordView) -> dict[str, Any]:
+        if isinstance(train_inputs, RecordView):  # streamed: the length comes with the tokens
+            sample = train_inputs.sample(self.cfg["fit_sample"], self.cfg["split_seed"])
+            texts_ = sample.cache.read(sample.index)
+            tokenizer = fit_tokenizer(
+                self.cfg["tokenizer"], texts_, self.cfg["vocab_size"], self.end_of_text
+            )
+            return {"tokenizer": tokenizer.to_json()}
         tokenizer = fit_tokenizer(
             self.cfg["tokenizer"], train_inputs, self.cfg["vocab_size"], self.end_of_text
         )
@@ -101,6 +171,26 @@ class TextDataModule(ArrayDataModule):
     @cached_property
     def tokenizer(self) -> Tokenizer:
         return restore_tokenizer(self.fitted, self.cfg["tokenizer"])
+
+    def after_fit(self, raw: dict[str, RawSplit]) -> dict[str, RawSplit]:
+        """Every document tokenized once into the token cache (keyed by the tokenizer); the
+        fitted length is the longest train document's, as in memory."""
+        views = {split: split_raw.inputs for split, split_raw in raw.items()}
+        width = max(self.cfg["max_length"], self.fitted.get("length", 0))
+        start = time.perf_counter()
+        tokens, reused = build_tokens(views["train"].cache, self.tokenizer, width, self.cache_dir)
+        took = time.perf_counter() - start
+        say(f"data: token ids {tokens.path} ({'reused' if reused else 'built'} in {took:.1f} s).")
+        if "length" not in self.fitted:
+            longest = token_lengths(tokens)[views["train"].index].max(initial=0)
+            self.fitted["length"] = max(int(min(longest, self.cfg["max_length"])), 1)
+        return {
+            split: RawSplit(RecordView(tokens, views[split].index), split_raw.labels)
+            for split, split_raw in raw.items()
+        }
+
+    def batch_transform(self) -> TokenWindow:
+        return TokenWindow(self.fitted["length"])
 
     def transform(self, inputs: list[str]) -> torch.Tensor:
         return text_tensor(self.tokenizer, inputs, self.fitted)

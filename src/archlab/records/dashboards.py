@@ -36,7 +36,8 @@ class PredictionDashboards(Callback):
         for i in range(len(y)):
             bucket = self.right if predicted[i] == y[i] else self.wrong
             if len(bucket) < MAX_EXAMPLES:
-                bucket.append((x[i].detach().cpu(), int(y[i]), int(predicted[i])))
+                # A copy: a view would keep its whole batch (a loader worker's shared memory) alive.
+                bucket.append((x[i].detach().cpu().clone(), int(y[i]), int(predicted[i])))
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, *_: Any) -> None:
         self._collect(trainer, outputs, batch)

@@ -10,19 +10,19 @@ from __future__ import annotations
 import ast
 import csv
 import inspect
-import io
 import json
 import sysconfig
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from archlab.data.sources.tables import json_line, read_header
-from archlab.data.sources.utf8 import decode_utf8, read_utf8
+from archlab.data.sources.utf8 import decode_utf8, utf8_lines
 from archlab.errors import DataError
 
 __all__ = [
+    "iter_labelled_rows",
     "iter_text_table",
     "load_stdlib_docstrings",
     "load_text_folder",
@@ -47,10 +47,10 @@ def _label_from_json(value: object, path: Path, line: int, field: str) -> str:
 
 
 def _iter_csv_rows(
-    text: str, path: Path, text_field: str, label_field: str | None
+    lines: Iterable[str], path: Path, text_field: str, label_field: str | None
 ) -> Iterator[tuple[int, str, str]]:
     """Yield (line, text, label) from a CSV with a header row; label "" without a field."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(lines)
     found = read_header(reader)
     if found is None:
         return
@@ -88,10 +88,10 @@ def _iter_csv_rows(
 
 
 def _iter_jsonl_rows(
-    text: str, path: Path, text_field: str, label_field: str | None
+    lines: Iterable[str], path: Path, text_field: str, label_field: str | None
 ) -> Iterator[tuple[int, str, str]]:
     """Yield (line, text, label) from a JSON Lines file of objects; label "" without a field."""
-    for line, raw in enumerate(text.splitlines(), start=1):
+    for line, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         obj = json_line(raw, path, line)
@@ -128,14 +128,25 @@ def iter_text_table(path: Path, text_field: str) -> Iterator[tuple[int, str]]:
             f"{path}: unsupported text table format {path.suffix or '(no suffix)'!r}. Supported: "
             f"{list(_TABLE_SUFFIXES)}."
         )
-    text = read_utf8(path, "text table")
-    rows = (_iter_csv_rows if suffix == ".csv" else _iter_jsonl_rows)(text, path, text_field, None)
+    lines = utf8_lines(path, "text table")
+    rows = (_iter_csv_rows if suffix == ".csv" else _iter_jsonl_rows)(lines, path, text_field, None)
     for line, body, _ in rows:
         yield line, body
 
 
 def load_text_table(path: Path, text_field: str, label_field: str) -> tuple[list[str], np.ndarray]:
-    """Load labelled texts from a `.csv` (header row) or `.jsonl` file as (texts, str labels).
+    """Load labelled texts from a `.csv` (header row) or `.jsonl` file as (texts, str labels)."""
+    texts: list[str] = []
+    labels: list[str] = []
+    for body, label in iter_labelled_rows(path, text_field, label_field):
+        texts.append(body)
+        labels.append(label)
+    return texts, np.array(labels, dtype=str)
+
+
+def iter_labelled_rows(path: Path, text_field: str, label_field: str) -> Iterator[tuple[str, str]]:
+    """(text, label) of each row of a `.csv` (header row) or `.jsonl` file, read line by line
+    as the file streams by (so a table larger than memory can be cached).
 
     The format is chosen by suffix so that a mis-named file fails loudly instead of being
     parsed with the wrong rules.
@@ -148,12 +159,11 @@ def load_text_table(path: Path, text_field: str, label_field: str) -> tuple[list
             f"{list(_TABLE_SUFFIXES)} (CSV with a header row, or JSON Lines with one object per "
             "line)."
         )
-    text = read_utf8(path, "text table")
+    lines = utf8_lines(path, "text table")
     rows = (_iter_csv_rows if suffix == ".csv" else _iter_jsonl_rows)(
-        text, path, text_field, label_field
+        lines, path, text_field, label_field
     )
-    texts: list[str] = []
-    labels: list[str] = []
+    count = 0
     for line, body, label in rows:
         if not body.strip():
             raise DataError(
@@ -165,9 +175,9 @@ def load_text_table(path: Path, text_field: str, label_field: str) -> tuple[list
                 f"{path}, line {line}: the label field {label_field!r} is empty. Give every "
                 "row a label, or drop unlabelled rows."
             )
-        texts.append(body)
-        labels.append(label)
-    if not texts:
+        count += 1
+        yield body, label
+    if not count:
         raise DataError(
             f"{path}: no data rows. Expected "
             + (
@@ -176,7 +186,6 @@ def load_text_table(path: Path, text_field: str, label_field: str) -> tuple[list
                 else "one JSON object per line."
             )
         )
-    return texts, np.array(labels, dtype=str)
 
 
 def _is_txt(path: Path) -> bool:

@@ -6,6 +6,7 @@ a bad byte is an error naming the file and line.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from archlab.errors import DataError
@@ -30,3 +31,21 @@ def read_utf8(path: Path, what: str) -> str:
     if not path.is_file():
         raise DataError(f"{path}: expected a {what}, but this path is not a regular file.")
     return decode_utf8(path.read_bytes(), path)
+
+
+def utf8_lines(path: Path, what: str) -> Iterator[str]:
+    """The lines of a file (ends kept), decoded as strict UTF-8 as the file streams by, a
+    leading BOM dropped; the same errors as `read_utf8`, naming the line of a bad byte."""
+    if not path.exists():
+        raise DataError(f"{path}: {what} not found. Check the path in your config.")
+    if not path.is_file():
+        raise DataError(f"{path}: expected a {what}, but this path is not a regular file.")
+    with open(path, "rb") as raw:
+        for line, data in enumerate(raw, start=1):
+            try:
+                yield data.decode("utf-8-sig" if line == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{path}, line {line}: bytes that are not valid UTF-8 ({err.reason}). "
+                    "Re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)."
+                ) from None
