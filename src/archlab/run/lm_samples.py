@@ -64,9 +64,10 @@ class LMSamples(Callback):
                 self.new_tokens,
                 self.sampling,
                 generator,
-                stop_id=tokenizer.pad_id,
+                stop_id=tokenizer.eos_id,  # an lm tokenizer ends texts with it
             )[0, len(prompt) :].cpu()
-            new = ids[ids != tokenizer.pad_id].tolist()
+            ends = (ids == tokenizer.eos_id).nonzero()
+            new = (ids[: int(ends[0])] if len(ends) else ids).tolist()
             rows.append(
                 f"| {_cell(tokenizer.decode(prompt.tolist()))} | {_cell(tokenizer.decode(new))} |"
             )
