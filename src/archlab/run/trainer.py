@@ -10,12 +10,11 @@ from pytorch_lightning.callbacks import (
     Callback,
     EarlyStopping,
     LearningRateMonitor,
-    ModelCheckpoint,
-    TQDMProgressBar,
 )
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from archlab.checkpointing.atomic_io import AtomicCheckpointIO
+from archlab.checkpointing.best import LaterOnTies
 from archlab.checkpointing.files import CHECKPOINT_DIR
 from archlab.checkpointing.preemption import LastCheckpoint
 from archlab.checkpointing.resume import LAST_CHECKPOINT
@@ -28,6 +27,7 @@ from archlab.records.attributions import Attributions
 from archlab.records.cost import TrainClock
 from archlab.records.dashboards import PredictionDashboards
 from archlab.records.tracker_runs import mlflow_logger, wandb_logger
+from archlab.run.console import ConsoleProgress
 from archlab.sweeps.study import trial_pruning
 
 TENSORBOARD_DIR = "tensorboard"
@@ -63,7 +63,7 @@ def _checkpoint_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     ckpt = cfg.callbacks.checkpoint
     folder = run_dir / CHECKPOINT_DIR
     return [
-        ModelCheckpoint(
+        LaterOnTies(
             dirpath=folder,
             filename="best" if ckpt.save_top_k == 1 else "epoch{epoch:03d}-step{step:06d}",
             auto_insert_metric_name=False,
@@ -90,7 +90,8 @@ def build_callbacks(
             )
         )
     # An Optuna trial's job reports each epoch's metric and stops early when pruned.
-    pruning = trial_pruning(cfg.callbacks.checkpoint.monitor, job)
+    monitor = cfg.callbacks.checkpoint.monitor  # None: val too small to judge (config.budget)
+    pruning = trial_pruning(monitor, job) if monitor else None
     if pruning:
         callbacks.append(pruning)
     if has_logger and cfg.task.name == "classify":
@@ -100,7 +101,7 @@ def build_callbacks(
     if cfg.callbacks.lr_monitor and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=cfg.callbacks.progress_refresh_rate))
+        callbacks.append(ConsoleProgress(cfg.callbacks.progress_refresh_rate))
     return callbacks
 
 
