@@ -60,7 +60,7 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
     if trainer.is_global_zero:
         # Trackers first: one that cannot open its run stops the run before it writes anything.
         start_trackers(trainer.loggers, cfg, run_dir, tracker_params(cfg, job.overrides))
-        announce(cfg, sizes, len(datamodule.classes), task.model, budget, run_dir)
+        announce(user_cfg, sizes, len(datamodule.classes), task.model, budget, run_dir)
         save_run_config(run_dir, user_cfg, job)
         write_manifest(run_dir, collect_manifest(cfg.seed, cfg.trainer.deterministic))
     trainer.fit(task, datamodule=datamodule, ckpt_path=prior.checkpoint, weights_only=True)
