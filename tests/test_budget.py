@@ -1,4 +1,4 @@
-"""Budgets sized from the data: enough optimizer steps for 45 examples or 300,000, warmup as a
+"""Budgets sized from the data: enough training for 45 examples or 300,000, warmup as a
 share of the steps, early stopping, the small-validation rule; explicit settings win."""
 
 from __future__ import annotations
@@ -27,27 +27,28 @@ def default_cfg():
 
 
 def test_a_tiny_split_gets_small_batches_and_enough_steps(default_cfg) -> None:
-    """45 train / 5 val examples (a UCR set): batch 8, not 1 step per epoch; >= 1000 steps."""
+    """45 train / 5 val examples (a UCR set): batch 8, not 1 step per epoch; 25,000 examples
+    drawn: 556 epochs, 3,336 steps (the epoch budget of 20 made 20 steps)."""
     budget = resolve_budget(default_cfg, train=45, val=5)
     assert budget.batch_size == 8
     assert budget.steps_per_epoch == 6
-    assert budget.total_steps >= 1000 and budget.epochs == 167
+    assert budget.epochs == 556 and budget.total_steps == 3336
     assert budget.warmup == round(0.1 * budget.total_steps)
     # 5 val examples cannot choose a checkpoint nor stop training.
     assert not budget.choose_on_val and not budget.early_stopping
     resolved = apply_budget(default_cfg, budget)
     assert resolved.callbacks.checkpoint.monitor is None
-    assert resolved.trainer.max_epochs == 167 and resolved.data.batch_size == 8
+    assert resolved.trainer.max_epochs == 556 and resolved.data.batch_size == 8
     text = "\n".join(budget.describe("val/acc"))
-    assert "167 epochs (auto) x 6 steps = 1002 optimizer steps, batch 8 (auto)" in text
+    assert "556 epochs (auto) x 6 steps = 3336 optimizer steps, batch 8 (auto)" in text
     assert "too small to choose a checkpoint" in text
 
 
 def test_a_small_split_gets_a_tenth_as_batch(default_cfg) -> None:
     budget = resolve_budget(default_cfg, train=300, val=60)
     assert budget.batch_size == 30 and budget.steps_per_epoch == 10
-    assert budget.epochs == 100 and budget.total_steps == 1000
-    assert budget.choose_on_val and budget.patience == 20
+    assert budget.epochs == 84 and budget.total_steps == 840  # 84 x 300 >= 25,000 examples
+    assert budget.choose_on_val and budget.patience == 16
     assert apply_budget(default_cfg, budget).callbacks.checkpoint.monitor == "val/acc"
     # The default cosine schedule must run to its end: no early stopping to cut it short.
     assert not budget.early_stopping
@@ -59,6 +60,13 @@ def test_auto_early_stopping_with_a_constant_learning_rate() -> None:
     assert not resolve_budget(cfg, train=45, val=5).early_stopping  # val too small
     no_val = _cfg("task.scheduler.name=constant", "trainer.limit_val_batches=0")
     assert not resolve_budget(no_val, train=300, val=60).early_stopping
+
+
+def test_the_built_in_digits_keep_their_twenty_epochs(default_cfg) -> None:
+    """1,257 train / 180 val: batch 64, 20 epochs of 20 steps, as before budgets were sized."""
+    budget = resolve_budget(default_cfg, train=1257, val=180)
+    assert (budget.batch_size, budget.epochs, budget.total_steps) == (64, 20, 400)
+    assert budget.warmup == 40 and budget.choose_on_val
 
 
 def test_a_large_split_keeps_batch_64_and_twenty_epochs(default_cfg) -> None:

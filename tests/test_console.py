@@ -35,14 +35,14 @@ def test_a_default_run_on_a_tiny_set_prints_its_plan_epochs_and_one_table(tmp_pa
         "data.source=csv",
         f"data.path={data}",
         "model.series=blocks",  # the small CNN: this test is about the console, not accuracy
-        "budget.min_steps=60",
+        "budget.min_examples=300",
         f"hydra.run.dir={run_dir}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
     # What it will do, before training: 40 series -> 28 train / 4 val / 8 test.
     assert "archlab-train: cnn on sequence (csv): 28 train / 4 val / 8 test examples" in out
-    # 28 examples: batch 8 (the floor), 4 steps per epoch; 60 steps take 15 epochs, but
+    # 28 examples: batch 8 (the floor), 4 steps per epoch; 300 examples take 11 epochs, but
     # never fewer than budget.min_epochs=20.
     assert "budget: 20 epochs (auto) x 4 steps = 80 optimizer steps, batch 8 (auto)" in out
     assert "val split of 4 examples is too small to choose a checkpoint" in out
