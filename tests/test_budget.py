@@ -1,5 +1,5 @@
-"""Budgets sized from the data: enough training for 45 examples or 300,000, warmup as a
-share of the steps, early stopping, the small-validation rule; explicit settings win."""
+"""Budgets sized from the data: enough training for 45 examples or 300,000, warmup within
+half of the steps, early stopping, the small-validation rule; explicit settings win."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_a_tiny_split_gets_small_batches_and_enough_steps(default_cfg) -> None:
     assert budget.batch_size == 8
     assert budget.steps_per_epoch == 6
     assert budget.epochs == 556 and budget.total_steps == 3336
-    assert budget.warmup == round(0.1 * budget.total_steps)
+    assert budget.warmup == 50
     # 5 val examples cannot choose a checkpoint nor stop training.
     assert not budget.choose_on_val and not budget.early_stopping
     resolved = apply_budget(default_cfg, budget)
@@ -66,14 +66,14 @@ def test_the_built_in_digits_keep_their_twenty_epochs(default_cfg) -> None:
     """1,257 train / 180 val: batch 64, 20 epochs of 20 steps, as before budgets were sized."""
     budget = resolve_budget(default_cfg, train=1257, val=180)
     assert (budget.batch_size, budget.epochs, budget.total_steps) == (64, 20, 400)
-    assert budget.warmup == 40 and budget.choose_on_val
+    assert budget.warmup == 50 and budget.choose_on_val
 
 
 def test_a_large_split_keeps_batch_64_and_twenty_epochs(default_cfg) -> None:
     budget = resolve_budget(default_cfg, train=300_000, val=30_000)
     assert budget.batch_size == 64
     assert budget.epochs == 20 and budget.total_steps == 20 * 4688
-    assert budget.warmup == 9376
+    assert budget.warmup == 50
 
 
 def test_the_budget_counts_processes_and_accumulation() -> None:

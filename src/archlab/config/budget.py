@@ -5,8 +5,8 @@ The rule (the `budget` section of the config holds its numbers; README "Budgets"
 - epochs: `min_epochs`, or more, so that the run draws at least `min_examples` training
   examples (a set of 32 series is seen 782 times, 3,128 steps at batch 8; 1,257 digits 20
   times; 300,000 examples 20 times);
-- warmup: `warmup_fraction` of all optimizer steps (an explicit warmup is kept to at most half
-  of them, so the schedule still has room to decay);
+- warmup: `task.scheduler.warmup_steps`, kept to at most half of all optimizer steps, so
+  that the schedule still has room to decay;
 - early stopping: on when the epochs were sized here, the learning rate is constant (a cosine
   schedule stopped halfway never anneals; the best checkpoint on val already guards against
   overfitting) and the val split can judge, with a patience of a fifth of the epochs (>= 5);
@@ -54,7 +54,7 @@ class Budget:
         lines = [
             f"budget: {self.epochs} epochs{tag('epochs')} x {self.steps_per_epoch} steps = "
             f"{self.total_steps} optimizer steps, batch {self.batch_size}{tag('batch')}, "
-            f"warmup {self.warmup} steps{tag('warmup')}, {stopping}"
+            f"warmup {self.warmup} steps, {stopping}"
         ]
         if not self.choose_on_val:
             lines.append(
@@ -113,11 +113,7 @@ def resolve_budget(cfg: DictConfig, train: int, val: int, world: int = 1) -> Bud
     total = per_epoch * epochs if epochs >= 0 else 0
     if trainer.max_steps > 0:
         total = min(total, trainer.max_steps) if total else trainer.max_steps
-    warmup = cfg.task.scheduler.warmup_steps
-    if warmup is None:
-        warmup = round(rule.warmup_fraction * total)
-        auto.add("warmup")
-    warmup = capped_warmup(warmup, total)
+    warmup = capped_warmup(cfg.task.scheduler.warmup_steps, total)
     choose = val >= rule.small_val
     stop = cfg.callbacks.early_stopping
     # Auto: only where it cannot cut an annealing schedule short (a cosine run stopped halfway

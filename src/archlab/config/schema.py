@@ -202,7 +202,7 @@ class OptimizerConfig:
 @dataclass
 class SchedulerConfig:
     name: str = choice("cosine", "constant")
-    warmup_steps: int | None = bounded(None, ge=0)  # None: budget.warmup_fraction of the steps
+    warmup_steps: int = bounded(50, ge=0)
     min_lr_ratio: float = bounded(0.0, ge=0, le=1)
 
 
@@ -255,7 +255,7 @@ class TranslateTaskConfig:
     length_penalty: float = bounded(0.6, ge=0)
     on_nonfinite: str = choice("stop", "skip")
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(warmup_steps=50))
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
 
 @dataclass
@@ -263,7 +263,6 @@ class ContrastiveTaskConfig(SelfSupervisedTaskConfig):
     name: str = "contrastive"
     temperature: float = bounded(0.2, gt=0)
     projection_dim: int = positive(64)
-    scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(warmup_steps=50))
 
 
 TASKS = {
@@ -422,7 +421,6 @@ class BudgetConfig:
     batch_fraction: float = bounded(0.1, gt=0, le=1)
     min_batch_size: int = positive(8)
     max_batch_size: int = positive(64)
-    warmup_fraction: float = bounded(0.1, ge=0, lt=1)
     small_val: int = bounded(50, ge=0)
 
 

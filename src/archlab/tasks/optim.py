@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from archlab.config.budget import capped_warmup
-from archlab.config.schema import BudgetConfig
 
 
 def param_groups(
@@ -43,12 +42,9 @@ def make_optimizer(groups: list[dict], cfg: Mapping[str, Any]) -> torch.optim.Op
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warmup over `warmup_steps` (null: the budget's share of `total_steps`; at most
-    half of them), then cosine decay to `min_lr_ratio` or constant."""
-    warmup = cfg["warmup_steps"]
-    if warmup is None:
-        warmup = round(BudgetConfig.warmup_fraction * total_steps)
-    warmup = capped_warmup(warmup, total_steps)
+    """Linear warmup over `warmup_steps` (at most half of `total_steps`), then cosine decay
+    to `min_lr_ratio` or constant."""
+    warmup = capped_warmup(cfg["warmup_steps"], total_steps)
     floor = cfg["min_lr_ratio"]
     cosine = cfg["name"] == "cosine"
 
