@@ -10,11 +10,11 @@ from pytorch_lightning.callbacks import (
     Callback,
     EarlyStopping,
     LearningRateMonitor,
+    ModelCheckpoint,
 )
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from archlab.checkpointing.atomic_io import AtomicCheckpointIO
-from archlab.checkpointing.best import LaterOnTies
 from archlab.checkpointing.files import CHECKPOINT_DIR
 from archlab.checkpointing.preemption import LastCheckpoint
 from archlab.checkpointing.resume import LAST_CHECKPOINT
@@ -63,7 +63,7 @@ def _checkpoint_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     ckpt = cfg.callbacks.checkpoint
     folder = run_dir / CHECKPOINT_DIR
     return [
-        LaterOnTies(
+        ModelCheckpoint(
             dirpath=folder,
             filename="best" if ckpt.save_top_k == 1 else "epoch{epoch:03d}-step{step:06d}",
             auto_insert_metric_name=False,
