@@ -27,28 +27,28 @@ def default_cfg():
 
 
 def test_a_tiny_split_gets_small_batches_and_enough_steps(default_cfg) -> None:
-    """45 train / 5 val examples (a UCR set): batch 8, not 1 step per epoch; 25,000 examples
-    drawn: 556 epochs, 3,336 steps (the epoch budget of 20 made 20 steps)."""
+    """45 train / 5 val examples (a UCR set): batch 8, not 1 step per epoch; 19,000 examples
+    drawn: 423 epochs, 2,538 steps (the epoch budget of 20 made 20 steps)."""
     budget = resolve_budget(default_cfg, train=45, val=5)
     assert budget.batch_size == 8
     assert budget.steps_per_epoch == 6
-    assert budget.epochs == 556 and budget.total_steps == 3336
+    assert budget.epochs == 423 and budget.total_steps == 2538
     assert budget.warmup == 50
     # 5 val examples cannot choose a checkpoint nor stop training.
     assert not budget.choose_on_val and not budget.early_stopping
     resolved = apply_budget(default_cfg, budget)
     assert resolved.callbacks.checkpoint.monitor is None
-    assert resolved.trainer.max_epochs == 556 and resolved.data.batch_size == 8
+    assert resolved.trainer.max_epochs == 423 and resolved.data.batch_size == 8
     text = "\n".join(budget.describe("val/acc"))
-    assert "556 epochs (auto) x 6 steps = 3336 optimizer steps, batch 8 (auto)" in text
+    assert "423 epochs (auto) x 6 steps = 2538 optimizer steps, batch 8 (auto)" in text
     assert "too small to choose a checkpoint" in text
 
 
 def test_a_small_split_gets_a_tenth_as_batch(default_cfg) -> None:
     budget = resolve_budget(default_cfg, train=300, val=60)
     assert budget.batch_size == 30 and budget.steps_per_epoch == 10
-    assert budget.epochs == 84 and budget.total_steps == 840  # 84 x 300 >= 25,000 examples
-    assert budget.choose_on_val and budget.patience == 16
+    assert budget.epochs == 64 and budget.total_steps == 640  # 64 x 300 >= 19,000 examples
+    assert budget.choose_on_val and budget.patience == 12
     assert apply_budget(default_cfg, budget).callbacks.checkpoint.monitor == "val/acc"
     # The default cosine schedule must run to its end: no early stopping to cut it short.
     assert not budget.early_stopping

@@ -416,7 +416,7 @@ class CallbacksConfig:
 class BudgetConfig:
     """How null (auto) budget knobs are sized from the data: archlab.config.budget."""
 
-    min_examples: int = bounded(25000, ge=0)
+    min_examples: int = bounded(19000, ge=0)
     min_epochs: int = positive(20)
     batch_fraction: float = bounded(0.1, gt=0, le=1)
     min_batch_size: int = positive(8)
