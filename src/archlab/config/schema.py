@@ -41,7 +41,8 @@ class CNNConfig:
     dropout: float = probability(0.1)
     embed_dim: int = positive(64)
     fc_dims: list[int] = positive(factory=lambda: [128])
-    pooling: str = choice("mean", "max", "flatten")
+    pooling: str = choice("mean", "max", "flatten", "last")
+    series: str = choice("fcn", "resnet", "blocks")
 
 
 @dataclass
@@ -54,8 +55,9 @@ class RNNConfig:
     dropout: float = probability(0.0)
     embed_dim: int = positive(64)
     patch_size: int = positive(2)
+    series_patch: int | None = positive(None)
     fc_dims: list[int] = positive(factory=list)
-    pooling: str = choice("mean", "max", "flatten")
+    pooling: str = choice("mean", "max", "flatten", "last")
     attention: bool = True
 
 
@@ -69,8 +71,9 @@ class TransformerConfig:
     dropout: float = probability(0.1)
     positional: str = choice("sinusoidal", "learned")
     patch_size: int = positive(2)
+    series_patch: int | None = positive(None)
     fc_dims: list[int] = positive(factory=list)
-    pooling: str = choice("mean", "max", "flatten")
+    pooling: str = choice("mean", "max", "flatten", "last")
     causal: bool = False
 
 
@@ -85,7 +88,7 @@ class DataConfig:
     modality: str = ""
     source: str = ""
     path: str | None = None
-    batch_size: int = positive(64)
+    batch_size: int | None = positive(None)  # None: sized from the train split (budget)
     eval_batch_size: int = positive(512)
     val_fraction: float = probability(0.1)
     test_fraction: float = probability(0.2)
@@ -326,7 +329,7 @@ class TrainerConfig:
     sync_batchnorm: bool = False
     fsdp: FSDPConfig = field(default_factory=FSDPConfig)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
-    max_epochs: int = bounded(20, ge=-1)
+    max_epochs: int | None = bounded(None, ge=-1)  # None: sized from the data (budget)
     max_steps: int = bounded(-1, ge=-1)
     max_time: str | None = None
     min_epochs: int | None = bounded(None, ge=0)
@@ -339,7 +342,7 @@ class TrainerConfig:
     deterministic: Any = False
     benchmark: bool | None = None
     enable_progress_bar: bool = True
-    enable_model_summary: bool = True
+    enable_model_summary: bool = False
     fast_dev_run: Any = False
     overfit_batches: Any = bounded(0.0, ge=0)  # int: batches, float: share of them
     limit_train_batches: Any = None
@@ -394,10 +397,10 @@ class CheckpointConfig:
 
 @dataclass
 class EarlyStoppingConfig:
-    enabled: bool = False
+    enabled: bool | None = None  # None: auto-sized epochs at a constant lr (config.budget)
     monitor: str = "val/loss"
     mode: str = choice("min", "max")
-    patience: int = bounded(5, ge=0)
+    patience: int | None = bounded(None, ge=0)  # None: a fifth of the epochs, at least 5
     min_delta: float = bounded(0.0, ge=0)
 
 
@@ -419,6 +422,18 @@ class CallbacksConfig:
 
 
 @dataclass
+class BudgetConfig:
+    """How null (auto) budget knobs are sized from the data: archlab.config.budget."""
+
+    min_examples: int = bounded(19000, ge=0)
+    min_epochs: int = positive(20)
+    batch_fraction: float = bounded(0.1, gt=0, le=1)
+    min_batch_size: int = positive(8)
+    max_batch_size: int = positive(64)
+    small_val: int = bounded(50, ge=0)
+
+
+@dataclass
 class PathsConfig:
     root: str = "outputs"
 
@@ -435,6 +450,7 @@ class TrainConfig:
         default_factory=lambda: LoggerConfig(tensorboard=TensorBoardLoggerConfig())
     )
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     test_after_fit: bool = True
     num_threads: int | None = positive(None)

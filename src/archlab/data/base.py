@@ -20,6 +20,8 @@ import torch
 from lightning_fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
+from archlab.config.budget import auto_batch_size
+from archlab.config.schema import BudgetConfig
 from archlab.data.augment import augment_active, batch_generator
 from archlab.data.batches import TensorBatches, batch_loader
 from archlab.data.cache import RecordCache, default_cache_dir
@@ -35,6 +37,7 @@ from archlab.errors import ConfigError, DataError
 from archlab.models.spec import InputSpec
 
 SPLITS = ("train", "val", "test")
+BUDGET = vars(BudgetConfig())
 _SPLIT_ALIASES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
@@ -301,7 +304,9 @@ class ArrayDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.cfg["batch_size"], shuffle=True)
+        # batch_size null: archlab-train resolves it (config.budget); elsewhere, the same rule.
+        batch = self.cfg["batch_size"] or auto_batch_size(len(self.datasets["train"]), BUDGET)
+        return self._loader("train", batch, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.cfg["eval_batch_size"], shuffle=False)

@@ -13,8 +13,15 @@ from archlab.models.cnn import CNN
 from archlab.models.heads import ClassificationHead
 from archlab.models.network import Network
 from archlab.models.rnn import RNN
+from archlab.models.series_cnn import FCN, ResNet1D
 from archlab.models.spec import ImageSpec, InputSpec, SequenceSpec, TextSpec
-from archlab.models.stems import Identity, PatchEmbedding, Projection, TokenEmbedding
+from archlab.models.stems import (
+    Identity,
+    PatchEmbedding,
+    Projection,
+    SeriesPatches,
+    TokenEmbedding,
+)
 from archlab.models.transformer import Transformer
 
 
@@ -27,6 +34,12 @@ def _image_patches(spec: ImageSpec, patch_size: int) -> int:
     return (spec.height // patch_size) * (spec.width // patch_size)
 
 
+def series_patch(cfg: Mapping[str, Any], length: int) -> int:
+    """Steps per position on numeric series: `series_patch`, or null: about 32 positions for
+    long series, one step per position for series shorter than 64 steps."""
+    return cfg.get("series_patch") or max(1, length // 32)
+
+
 def _sequence_stem(cfg: Mapping[str, Any], spec: InputSpec, dim: int) -> tuple[nn.Module, int]:
     """Stem for backbones that read (B, T, D); returns it with the number of positions T."""
     if isinstance(spec, ImageSpec):
@@ -34,7 +47,10 @@ def _sequence_stem(cfg: Mapping[str, Any], spec: InputSpec, dim: int) -> tuple[n
         return PatchEmbedding(spec.channels, dim, patch), _image_patches(spec, patch)
     if isinstance(spec, TextSpec):
         return TokenEmbedding(spec.vocab_size, dim, spec.pad_id), spec.length
-    return Projection(spec.features, dim), spec.length
+    patch = series_patch(cfg, spec.length)
+    if patch == 1:
+        return Projection(spec.features, dim), spec.length
+    return SeriesPatches(spec.features, dim, patch), math.ceil(spec.length / patch)
 
 
 def _cnn(cfg: Mapping[str, Any], spec: InputSpec) -> tuple[nn.Module, nn.Module, int]:
@@ -44,6 +60,9 @@ def _cnn(cfg: Mapping[str, Any], spec: InputSpec) -> tuple[nn.Module, nn.Module,
     elif isinstance(spec, TextSpec):
         stem, width, dims = TokenEmbedding(spec.vocab_size, cfg["embed_dim"], spec.pad_id), 0, 1
         width, sizes = cfg["embed_dim"], [spec.length]
+    elif cfg.get("series", "blocks") != "blocks":
+        series = FCN if cfg["series"] == "fcn" else ResNet1D
+        return Identity(), series(spec.features), spec.length
     else:
         stem, width, dims, sizes = Identity(), spec.features, 1, [spec.length]
     backbone = CNN(
@@ -54,7 +73,7 @@ def _cnn(cfg: Mapping[str, Any], spec: InputSpec) -> tuple[nn.Module, nn.Module,
 
 
 def _rnn(cfg: Mapping[str, Any], spec: InputSpec) -> tuple[nn.Module, nn.Module, int]:
-    if isinstance(spec, SequenceSpec):
+    if isinstance(spec, SequenceSpec) and series_patch(cfg, spec.length) == 1:
         stem, width, positions = Identity(), spec.features, spec.length
     else:
         stem, positions = _sequence_stem(cfg, spec, cfg["embed_dim"])

@@ -7,9 +7,15 @@ from torch import nn
 
 
 def pool(features: torch.Tensor, mask: torch.Tensor | None, how: str) -> torch.Tensor:
-    """(B, T, D) -> (B, D) over valid positions, or (B, T*D) for `flatten`."""
+    """(B, T, D) -> (B, D) over valid positions (`last`: the last valid one), or (B, T*D)
+    for `flatten`."""
     if how == "flatten":
         return features.flatten(1)
+    if how == "last":
+        if mask is None:
+            return features[:, -1]
+        last = (mask.sum(1) - 1).clamp(min=0)
+        return features[torch.arange(len(features), device=features.device), last]
     if mask is None:
         return features.mean(1) if how == "mean" else features.amax(1)
     m = mask.unsqueeze(-1)

@@ -14,16 +14,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from archlab.models.build import build_body
+from archlab.models.build import build_body, series_patch
 from archlab.models.heads import pool
 from archlab.models.network import Network
-from archlab.models.spec import ImageSpec, InputSpec, TextSpec
+from archlab.models.spec import ImageSpec, InputSpec, SequenceSpec, TextSpec
 
 CAUSAL_OBJECTIVES = ("lm", "forecast")
 
 
 def unit_span(cfg: Mapping[str, Any], spec: InputSpec) -> int:
     """Input positions (per side, for images) covered by one backbone output position."""
+    if isinstance(spec, SequenceSpec):
+        if cfg["name"] == "cnn":
+            return 1 if cfg.get("series", "blocks") != "blocks" else 2 ** len(cfg["channels"])
+        return series_patch(cfg, spec.length)
     if cfg["name"] == "cnn":
         return 2 ** len(cfg["channels"])
     return cfg["patch_size"] if isinstance(spec, ImageSpec) else 1

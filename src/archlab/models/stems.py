@@ -45,3 +45,21 @@ class TokenEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.embed(x), x != self.pad_id
+
+
+class SeriesPatches(nn.Module):
+    """(B, T, F) -> (B, ceil(T / patch), dim): non-overlapping windows of `patch` steps, each
+    projected to one position (PatchTST, Nie et al. 2023), so a long series becomes a few
+    tokens; the end is padded by repeating the last step."""
+
+    def __init__(self, features: int, dim: int, patch: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(features * patch, dim)
+        self.patch = patch
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        b, t, f = x.shape
+        pad = -t % self.patch
+        if pad:
+            x = torch.cat([x, x[:, -1:].expand(b, pad, f)], dim=1)
+        return self.proj(x.reshape(b, -1, self.patch * f)), None

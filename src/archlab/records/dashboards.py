@@ -3,7 +3,7 @@ with their predictions (misclassified ones first), for the val and test splits."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -89,13 +89,38 @@ def tensorboard_of(loggers: Iterable[Logger]) -> TensorBoardLogger | None:
     return next((lg for lg in loggers if isinstance(lg, TensorBoardLogger)), None)
 
 
+def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat |= _flat(value, f"{prefix}{key}/")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def hparam_order(hparams: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """The run's config flattened to `a/b/c` keys, those its command line set first (in the
+    order given): in a sweep they are the ones that vary, so they lead TensorBoard's table.
+    A config-group choice (`model=rnn`) brings the group's selector (`model/name`)."""
+    flat = _flat(hparams)
+    first = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~").replace(".", "/")
+        group = [k for k in (f"{key}/name", f"{key}/modality") if k in flat]
+        first += [k for k in [key, *group] if k in flat and k not in first]
+    return {k: flat[k] for k in first} | {k: v for k, v in flat.items() if k not in first}
+
+
 def log_hparams(
     loggers: Iterable[Logger],
     hparams: Mapping[str, Any],
     metrics: Mapping[str, float],
     cost: Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
 ) -> None:
-    """Fill TensorBoard's HParams tab: the run's config beside its final metrics and cost.
+    """Fill TensorBoard's HParams tab: the run's config beside its final metrics and cost,
+    the keys set on the command line (`overrides`) first.
 
     The metrics are logged under `final/` so they never add points to the training curves;
     the cost's numbers under `cost/`.
@@ -108,5 +133,5 @@ def log_hparams(
             for k, v in (cost or {}).items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         }
-        logger.log_hyperparams(dict(hparams), numbers)
+        logger.log_hyperparams(hparam_order(hparams, overrides), numbers)
         logger.finalize("success")

@@ -11,7 +11,9 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from archlab.checkpointing.resume import inspect_run_dir
+from archlab.config.budget import apply_budget, resolve_budget
 from archlab.config.job import JobContext
+from archlab.distributed.strategies import processes_per_node
 from archlab.records.cost import TrainClock, run_cost, trainable_parameters
 from archlab.records.dashboards import log_hparams
 from archlab.records.manifest import collect_manifest, write_manifest
@@ -24,6 +26,7 @@ from archlab.records.run_record import (
 )
 from archlab.records.tracker_runs import finish_trackers, start_trackers
 from archlab.records.trackers import tracker_params
+from archlab.run.console import announce, metrics_table, quiet_libraries
 from archlab.run.trainer import build_trainer
 from archlab.tasks.build import build_run
 
@@ -40,8 +43,15 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
         )
         recorded = json.loads((run_dir / METRICS_FILE).read_text())
         return scalar_metrics(recorded)
+    quiet_libraries()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule, task = build_run(cfg, hparams)
+    # Null budget knobs are sized from the splits; the checkpoints keep the user's config.
+    sizes = {split: len(data) for split, data in datamodule.datasets.items()}
+    world = processes_per_node(cfg.trainer) * cfg.trainer.num_nodes
+    budget = resolve_budget(cfg, sizes["train"], sizes["val"], world)
+    user_cfg, cfg = cfg, apply_budget(cfg, budget)
+    datamodule.cfg, task.task_cfg = cfg.data, cfg.task
     if cfg.compile:
         task.model.compile()  # in place: checkpoints keep the plain parameter names
     params = trainable_parameters(task.model)  # before a sharding strategy splits the model
@@ -50,7 +60,8 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
     if trainer.is_global_zero:
         # Trackers first: one that cannot open its run stops the run before it writes anything.
         start_trackers(trainer.loggers, cfg, run_dir, tracker_params(cfg, job.overrides))
-        save_run_config(run_dir, cfg, job)
+        announce(user_cfg, sizes, len(datamodule.classes), task.model, budget, run_dir)
+        save_run_config(run_dir, user_cfg, job)
         write_manifest(run_dir, collect_manifest(cfg.seed, cfg.trainer.deterministic))
     trainer.fit(task, datamodule=datamodule, ckpt_path=prior.checkpoint, weights_only=True)
 
@@ -59,7 +70,7 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
     trainer.validate(task, datamodule, ckpt_path=best, verbose=False, weights_only=True)
     results = dict(trainer.callback_metrics)
     if cfg.test_after_fit:
-        trainer.test(task, datamodule, ckpt_path=best, weights_only=True)
+        trainer.test(task, datamodule, ckpt_path=best, verbose=False, weights_only=True)
         # Not test()'s return value: it holds only what went to a logger (none with logger=none).
         results |= dict(trainer.callback_metrics)
     metrics = scalar_metrics(results)
@@ -75,6 +86,7 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
             "best_checkpoint": str(Path(best).relative_to(run_dir)) if best else None,
             "epochs": trainer.current_epoch,
             "global_step": trainer.global_step,
+            "budget": budget.record(),
             "classes": datamodule.classes,
             "bad_inputs": len(datamodule.bad_inputs),  # skipped with data.on_bad=skip
             **task.final_record(),
@@ -83,7 +95,8 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
         if datamodule.bad_inputs:
             write_json_atomic(run_dir / BAD_INPUTS_FILE, datamodule.bad_inputs)
         write_json_atomic(run_dir / METRICS_FILE, record)
-        log_hparams(trainer.loggers, hparams, metrics, cost)
+        log_hparams(trainer.loggers, hparams, metrics, cost, job.overrides)
         best_path = Path(best) if best else None
         finish_trackers(trainer.loggers, cfg, run_dir, metrics, trainer.global_step, best_path)
+        print(metrics_table(metrics, "best" if budget.choose_on_val else "last"))
     return metrics

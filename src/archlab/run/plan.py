@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from archlab.config.budget import auto_batch_size
 from archlab.config.schema import SHARDED
 from archlab.data import build_datamodule
 from archlab.distributed.strategies import processes_per_node
@@ -163,7 +164,8 @@ def plan_report(cfg: DictConfig) -> tuple[str, bool]:
     checkpointing = trainer.strategy == "fsdp" and trainer.fsdp.activation_checkpointing
     scale = 0.5 if trainer.precision in ("16-mixed", "bf16-mixed", "bf16-true") else 1.0
     parts = state_bytes(trainable, cfg)
-    parts["activations"] = activations.total(checkpointing) * cfg.data.batch_size * scale
+    batch = cfg.data.batch_size or auto_batch_size(len(datamodule.datasets["train"]), cfg.budget)
+    parts["activations"] = activations.total(checkpointing) * batch * scale
     on_gpu = trainer.accelerator != "cpu" and (
         torch.cuda.is_available() or trainer.accelerator in ("gpu", "cuda")
     )
@@ -178,8 +180,8 @@ def plan_report(cfg: DictConfig) -> tuple[str, bool]:
         f"{params:,} parameters ({trainable:,} trainable)",
         f"  strategy={trainer.strategy} precision={trainer.precision} "
         f"processes={world} ({per_node} per node x {trainer.num_nodes} node(s)), "
-        f"batch {cfg.data.batch_size} per process, global batch "
-        f"{cfg.data.batch_size * world * trainer.accumulate_grad_batches}",
+        f"batch {batch} per process, global batch "
+        f"{batch * world * trainer.accumulate_grad_batches}",
         "  memory per device (estimate):",
         *(f"    {name:<22}{_gb(size)}" for name, size in parts.items()),
         f"    {'total':<22}{_gb(total)}",

@@ -11,7 +11,6 @@ from pytorch_lightning.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
-    TQDMProgressBar,
 )
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
@@ -29,6 +28,7 @@ from archlab.records.attributions import Attributions
 from archlab.records.cost import TrainClock
 from archlab.records.dashboards import PredictionDashboards
 from archlab.records.tracker_runs import mlflow_logger, wandb_logger
+from archlab.run.console import ConsoleProgress
 from archlab.run.lm_samples import LMSamples
 from archlab.sweeps.study import trial_pruning
 
@@ -92,7 +92,8 @@ def build_callbacks(
             )
         )
     # An Optuna trial's job reports each epoch's metric and stops early when pruned.
-    pruning = trial_pruning(cfg.callbacks.checkpoint.monitor, job)
+    monitor = cfg.callbacks.checkpoint.monitor  # None: val too small to judge (config.budget)
+    pruning = trial_pruning(monitor, job) if monitor else None
     if pruning:
         callbacks.append(pruning)
     if has_logger and cfg.task.name == "classify":
@@ -107,7 +108,7 @@ def build_callbacks(
     if cfg.callbacks.lr_monitor and has_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.trainer.enable_progress_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=cfg.callbacks.progress_refresh_rate))
+        callbacks.append(ConsoleProgress(cfg.callbacks.progress_refresh_rate))
     return callbacks
 
 

