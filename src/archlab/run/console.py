@@ -20,8 +20,9 @@ from archlab.config.budget import Budget
 
 # Lightning INFO lines that say nothing a user acts on: the hardware summary (archlab prints
 # its own), the litmodels/litlogger advertisements, the stepping-batches estimate, "fit
-# stopped", and "`weights_only` was not set" at every checkpoint save, alarming while archlab
-# always loads with weights_only=True. Others ("Restored all states ...") and warnings pass.
+# stopped", "`weights_only` was not set" at every checkpoint save, alarming while archlab
+# always loads with weights_only=True, and "Loaded model weights" before the final evaluation
+# (archlab's table says "best checkpoint"). Others ("Restored all states ...") and warnings pass.
 _CHATTER = (
     "GPU available:",
     "TPU available:",
@@ -32,6 +33,7 @@ _CHATTER = (
     "`Trainer.fit` stopped:",
     "`weights_only` was not set",
     "Restoring states from the checkpoint path",
+    "Loaded model weights from the checkpoint",
 )
 _CHATTY_LOGGERS = (
     "pytorch_lightning.utilities.rank_zero",
