@@ -118,8 +118,9 @@ def resolve_budget(cfg: DictConfig, train: int, val: int, world: int = 1) -> Bud
     stop = cfg.callbacks.early_stopping
     # Auto: only where it cannot cut an annealing schedule short (a cosine run stopped halfway
     # never reaches its small learning rates; the best checkpoint on val already guards
-    # against overfitting), and only where there is a validation to stop on.
-    validates = trainer.limit_val_batches != 0
+    # against overfitting), only where there is a validation to stop on, and not when
+    # `trainer.max_steps` bounds the run (it may end before the first validation).
+    validates = trainer.limit_val_batches != 0 and trainer.max_steps <= 0
     constant = cfg.task.scheduler.name == "constant"
     stopping = "epochs" in auto and choose and validates and constant
     stopping = stopping if stop.enabled is None else stop.enabled
