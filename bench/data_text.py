@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.data import build_datamodule
-from bench.data import _drain, run_training
+from bench.data import compare_loaders, run_training
 
 BATCH = 64
 WORDS = 5_000
@@ -125,16 +125,7 @@ def loaders(corpus: Path, cache: Path, workers: int, batches: int) -> dict[str, 
         "plain": PlainTokenizing(docs, dm.tokenizer, dm.fitted["length"]),
         "plain_cache": PlainTokenCache(train, dm.batch_transform()),
     }
-    loaders = {"archlab": dm.train_dataloader()}
-    for name, data in datasets.items():
-        loaders[name] = DataLoader(
-            data, BATCH, shuffle=True, num_workers=workers, persistent_workers=workers > 0
-        )
-    best = dict.fromkeys(loaders, 0.0)
-    for order in (list(loaders), list(loaders)[::-1]):
-        for name in order:
-            best[name] = max(best[name], _drain(loaders[name], batches))
-    return best
+    return compare_loaders(dm.train_dataloader(), datasets, workers, batches)
 
 
 def main() -> None:
