@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ import torch
 from conftest import run_cli
 from streamed_resume import assert_resumes_exactly
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_resume import _run, _start, _wait_for_saves
 
 from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
@@ -302,3 +304,54 @@ def test_streamed_series_train_to_the_same_metrics_and_dashboards_as_in_memory(d
         assert records["false"][key] == pytest.approx(records["true"][key], abs=1e-6), key
     assert records["false"]["confusion_matrix"] == records["true"]["confusion_matrix"]
     assert tags["false"] == tags["true"] and tags["true"].get("images")  # same dashboards
+
+
+@pytest.mark.slow
+def test_a_streamed_series_run_killed_with_sigkill_resumes_to_the_same_metrics(data, tmp_path):
+    overrides = ("data=sequence", "data.source=csv", f"data.path={data['csv']}",
+                 "data.in_memory=false", f"data.cache_dir={tmp_path / 'cache'}",
+                 "data.num_workers=1", "data.batch_size=16", "data.augment.jitter=0.1",
+                 "model=rnn", "model.hidden_size=16", "model.dropout=0.2",
+                 "trainer.max_epochs=30", "trainer.deterministic=true",
+                 "callbacks.checkpoint.every_n_train_steps=2", *QUIET)  # fmt: skip
+    reference = _run(tmp_path, *overrides, f"hydra.run.dir={tmp_path / 'a'}")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    run = tmp_path / "b"
+    process = _start(tmp_path, *overrides, f"hydra.run.dir={run}")
+    _wait_for_saves(run / "checkpoints" / "last.ckpt", process, saves=5)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert not (run / "metrics.json").exists(), "the run finished before it was killed"
+    resumed = _run(tmp_path, *overrides, f"hydra.run.dir={run}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "reused in" in resumed.stderr  # the cache the killed run used
+    expected = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    actual = json.loads((run / "metrics.json").read_text())
+    measured = {k: v for k, v in expected.items() if "/" in k}
+    assert "test/acc" in measured
+    assert {k: v for k, v in actual.items() if "/" in k} == measured
+
+
+@pytest.mark.slow
+def test_streamed_series_ddp_counts_each_example_once_and_matches_one_process(data, tmp_path):
+    # 3 full batches of 16 (8 per rank); 24 val and 48 test series: equal halves per rank.
+    common = ("data=sequence", "data.source=csv", f"data.path={data['csv']}",
+              "data.in_memory=false", f"data.cache_dir={tmp_path / 'c'}", "data.num_workers=1",
+              "model=rnn", "model.hidden_size=16", "model.dropout=0", "trainer.max_epochs=1",
+              "logger=none", "trainer.limit_train_batches=3", *QUIET)  # fmt: skip
+    records = {}
+    for name, extra in (
+        ("one", ("trainer=cpu", "data.batch_size=16")),
+        ("two", ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                 "data.batch_size=8")),
+    ):  # fmt: skip
+        run = tmp_path / name
+        result = run_cli("archlab.train", *common, *extra, f"hydra.run.dir={run}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        records[name] = json.loads((run / "metrics.json").read_text())
+    for split, count in (("val", 24), ("test", 48)):
+        counts = [sum(map(sum, records[r]["confusion_matrix"][split])) for r in records]
+        assert counts == [count, count], split
+    for key, value in records["one"].items():
+        if key.startswith(("val/", "test/")):
+            assert records["two"][key] == pytest.approx(value, abs=1e-5), key

@@ -30,9 +30,9 @@ from archlab.data.streaming import RecordView, streamed_stats
 from archlab.data.transforms import series_tensor
 from archlab.models.spec import SequenceSpec
 
-# Series files larger than this on disk are streamed by default. Read in memory, a file costs
-# about its size again as float64 values while parsing and half as float32 tensors (a value
-# takes ~8 or more characters): 256 MiB of CSV stays within about 1 GiB.
+# Series files larger than this on disk are streamed by default. In memory, each value (at
+# least 2 characters with its separator) becomes 4 bytes, held twice while the rows are
+# stacked: even the densest 256 MiB of CSV peaks at about 1 GiB (data.in_memory decides too).
 SERIES_IN_MEMORY_LIMIT = 256 << 20
 _STREAMABLE = ("csv", "corpus", "ucr")
 
