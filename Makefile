@@ -59,9 +59,10 @@ bench-infer: $(STAMP)  ## inference samples/s per architecture: eager, torch.com
 bench-seq2seq: $(STAMP)  ## each encoder-decoder on the built-in dates task: exact match, BLEU, chrF, decode speed
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.seq2seq $(ARGS)
 
-bench-data: $(STAMP)  ## streamed image folders and text corpora at two sizes 10x apart: peak memory, time to first step, loader samples/s
+bench-data: $(STAMP)  ## streamed image folders, text corpora and series CSVs at two sizes 10x apart: peak memory, time to first step, loader samples/s
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m bench.data $(ARGS)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m bench.data_text $(TEXT_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m bench.data_series $(SERIES_ARGS)
 
 bench-gpu: $(STAMP)  ## GPT-2-small-shaped LM training throughput and MFU on a CUDA GPU
 	$(BIN)/python -m bench.throughput $(ARGS)

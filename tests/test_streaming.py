@@ -14,24 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 from conftest import run_cli
-from omegaconf import OmegaConf
 from PIL import Image
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from streamed_resume import assert_resumes_exactly
 
-from archlab.checkpointing.rng_state import RNGStateCallback
 from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.data import build_datamodule
-from archlab.data.batches import RestoreLoaderPosition, TensorBatches, batch_loader, tensor_loader
+from archlab.data.batches import TensorBatches, batch_loader, tensor_loader
 from archlab.data.cache import build_cache
 from archlab.data.sources.images import ImageFolderSource, list_image_folder
 from archlab.data.streaming import StreamedInputs
 from archlab.errors import DataError
-from archlab.models import build_classifier
-from archlab.tasks.classify import ClassificationTask
 
 QUIET = ("trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")
 
@@ -229,90 +224,22 @@ def test_an_unwritable_cache_dir_is_one_clear_error(tmp_path):
 
 
 # ---------------------------------------------------------------- exact resume, streamed
-class Crash(Exception):
-    pass
-
-
-class CrashAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *_) -> None:
-        if trainer.global_step == self.step:
-            raise Crash
-
-
-class Seen(Callback):
-    """The inputs of each training step after augmentation, and the validation inputs."""
-
-    def __init__(self) -> None:
-        self.train: dict[int, torch.Tensor] = {}
-        self.val: list[torch.Tensor] = []
-
-    def on_train_batch_start(self, trainer, _, batch, __) -> None:
-        self.train[trainer.global_step] = batch[0].clone()
-
-    def on_validation_batch_start(self, trainer, _, batch, *__) -> None:
-        self.val.append(batch[0].clone())
-
-
 AUGMENT = ("data.augment.flip=true", "data.augment.crop_scale=0.6", "data.augment.rotate=10",
            "data.augment.color=0.2")  # fmt: skip
 
 
-def _fit(folder: Path, tmp: Path, ckpt: Path | None = None, crash: int | None = None):
-    cfg = validate(
-        compose_config(
-            "train",
-            (
-                "data.source=folder",
-                f"data.path={folder}",
-                f"data.cache_dir={tmp / 'cache'}",
-                "data.in_memory=false",
-                "data.num_workers=1",
-                "data.batch_size=16",
-                "model.channels=[4]",
-                "model.fc_dims=[8]",
-                "model.dropout=0.2",
-                *AUGMENT,
-            ),
-        )
-    )
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build_datamodule(cfg.data, seed=cfg.seed)
-    dm.setup("fit")
-    model = build_classifier(cfg.model, dm.spec, dm.num_classes)
-    task = ClassificationTask(model, dm.num_classes, cfg.task, hparams=OmegaConf.to_container(cfg))
-    seen = Seen()
-    last = ModelCheckpoint(tmp / "ckpt", every_n_train_steps=2, save_last=True, save_top_k=0)
-    callbacks = [last, seen, RestoreLoaderPosition(), RNGStateCallback()]
-    callbacks += [CrashAt(crash)] if crash else []
-    trainer = pl.Trainer(
-        accelerator="cpu", devices=1, deterministic=True, logger=False, max_epochs=2,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
-    )  # fmt: skip
-    trainer.fit(task, datamodule=dm, ckpt_path=ckpt, weights_only=True)
-    return task, seen, dm
-
-
 def test_a_streamed_augmented_run_killed_mid_epoch_resumes_exactly(folder, tmp_path):
-    reference, seen, dm = _fit(folder, tmp_path / "ref")
-    steps = len(seen.train)
-    assert steps == 2 * -(-len(dm.datasets["train"]) // 16)
+    overrides = ("data.source=folder", f"data.path={folder}", "data.batch_size=16",
+                 "model.channels=[4]", "model.fc_dims=[8]", "model.dropout=0.2",
+                 *AUGMENT)  # fmt: skip
+    seen, dm = assert_resumes_exactly(overrides, tmp_path, every=2, crash=3)
+    assert len(seen.train) == 2 * -(-len(dm.datasets["train"]) // 16)
     # Augmentation changes training batches only: validation sees the stored inputs.
     raw = dm.datasets["val"].__getitems__(list(range(len(dm.datasets["val"]))))[0]
     assert torch.equal(seen.val[0], raw[: len(seen.val[0])])
     first = dm.datasets["train"].__getitems__(list(range(len(dm.datasets["train"]))))[0]
     rows = {tuple(x.flatten().tolist()) for x in first}
     assert not any(tuple(x.flatten().tolist()) in rows for x in seen.train[0])
-    with pytest.raises(Crash):
-        _fit(folder, tmp_path / "run", crash=3)
-    resumed, again, _ = _fit(folder, tmp_path / "run", ckpt=tmp_path / "run/ckpt/last.ckpt")
-    assert sorted(again.train) == list(range(2, steps))
-    for step, inputs in again.train.items():
-        assert torch.equal(inputs, seen.train[step]), step
-    for name, value in resumed.model.state_dict().items():
-        assert torch.equal(value, reference.model.state_dict()[name]), name
 
 
 # ---------------------------------------------------------------- DDP on streamed data

@@ -15,21 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 from conftest import run_cli
-from omegaconf import OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
-from test_streaming import Crash, CrashAt, Seen
+from streamed_resume import assert_resumes_exactly
 
-from archlab.checkpointing.rng_state import RNGStateCallback
 from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.data import build_datamodule
-from archlab.data.batches import RestoreLoaderPosition
 from archlab.data.streaming import StreamedInputs
-from archlab.models import build_classifier
-from archlab.tasks.classify import ClassificationTask
 
 QUIET = ("trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")
 WORDS = {
@@ -230,49 +223,8 @@ def test_streamed_lm_trains_to_the_same_metrics_as_in_memory(data, tmp_path):
         assert records["false"][key] == pytest.approx(records["true"][key], abs=1e-5), key
 
 
-def _fit_text(table: Path, tmp: Path, ckpt: Path | None = None, crash: int | None = None):
-    cfg = validate(
-        compose_config(
-            "train",
-            (
-                "data=text",
-                "data.source=csv",
-                f"data.path={table}",
-                f"data.cache_dir={tmp / 'cache'}",
-                "data.in_memory=false",
-                "data.num_workers=1",
-                "data.batch_size=16",
-                "data.augment.token_dropout=0.1",
-                "model=rnn",
-                "model.hidden_size=16",
-                "model.dropout=0.2",
-            ),
-        )
-    )
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build_datamodule(cfg.data, seed=cfg.seed)
-    dm.setup("fit")
-    model = build_classifier(cfg.model, dm.spec, dm.num_classes)
-    task = ClassificationTask(model, dm.num_classes, cfg.task, hparams=OmegaConf.to_container(cfg))
-    seen = Seen()
-    last = ModelCheckpoint(tmp / "ckpt", every_n_train_steps=4, save_last=True, save_top_k=0)
-    callbacks = [last, seen, RestoreLoaderPosition(), RNGStateCallback()]
-    callbacks += [CrashAt(crash)] if crash else []
-    trainer = pl.Trainer(
-        accelerator="cpu", devices=1, deterministic=True, logger=False, max_epochs=2,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
-    )  # fmt: skip
-    trainer.fit(task, datamodule=dm, ckpt_path=ckpt, weights_only=True)
-    return task, seen
-
-
 def test_a_streamed_text_run_killed_mid_epoch_resumes_exactly(data, tmp_path):
-    reference, seen = _fit_text(data["csv"], tmp_path / "ref")
-    with pytest.raises(Crash):
-        _fit_text(data["csv"], tmp_path / "run", crash=6)
-    resumed, again = _fit_text(data["csv"], tmp_path / "run", ckpt=tmp_path / "run/ckpt/last.ckpt")
-    assert sorted(again.train) == list(range(4, len(seen.train)))
-    for step, inputs in again.train.items():
-        assert torch.equal(inputs, seen.train[step]), step  # same batch, same token dropout
-    for name, value in resumed.model.state_dict().items():
-        assert torch.equal(value, reference.model.state_dict()[name]), name
+    overrides = ("data=text", "data.source=csv", f"data.path={data['csv']}", "data.batch_size=16",
+                 "data.augment.token_dropout=0.1", "model=rnn", "model.hidden_size=16",
+                 "model.dropout=0.2")  # fmt: skip
+    assert_resumes_exactly(overrides, tmp_path, every=4, crash=6)

@@ -128,9 +128,8 @@ class ArrayDataModule(pl.LightningDataModule):
         if self.cfg.get("in_memory") is False:
             raise ConfigError(
                 f"data.in_memory=false: data.source={self.cfg['source']} is read into memory "
-                "(streaming from disk is for image folders and for text csv, jsonl and corpus "
-                "sources); "
-                "drop data.in_memory=false."
+                "(streaming from disk is for image folders, text csv, jsonl and corpus sources "
+                "and series csv, corpus and ucr sources); drop data.in_memory=false."
             )
         return None
 

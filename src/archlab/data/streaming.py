@@ -49,18 +49,27 @@ class RecordView:
 
 
 def streamed_stats(view: RecordView, axes: Sequence[int]) -> dict[str, torch.Tensor]:
-    """Mean and std over `axes` (0 = examples), read chunk by chunk in float64."""
-    total = total_sq = None
+    """Mean and std over `axes` (0 = examples), read chunk by chunk in float64: each chunk's
+    mean and squared deviations, merged (Chan et al.), so values far from zero keep their
+    precision (E[x^2] - mean^2 would cancel) and the result matches numpy's on the whole."""
+    axes = tuple(axes)
+    mean = m2 = None
     count = 0
     for chunk in view.chunks():
         x = chunk.astype(np.float64)
-        s, sq = x.sum(axis=tuple(axes)), (x * x).sum(axis=tuple(axes))
-        total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)
-        count += x.size // s.size
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0))
+        chunk_mean = x.mean(axis=axes, keepdims=True)
+        chunk_m2 = ((x - chunk_mean) ** 2).sum(axis=axes, keepdims=True)
+        n = x.size // chunk_mean.size  # values per statistic in this chunk
+        if mean is None:
+            mean, m2 = chunk_mean, chunk_m2
+        else:
+            delta, total = chunk_mean - mean, count + n
+            mean = mean + delta * (n / total)
+            m2 = m2 + chunk_m2 + delta * delta * (count * n / total)
+        count += n
+    std = np.sqrt(m2 / count).squeeze(axis=axes)
     return {
-        "mean": torch.from_numpy(mean).float(),
+        "mean": torch.from_numpy(mean.squeeze(axis=axes)).float(),
         "std": torch.from_numpy(std).float().clamp(min=1e-6),
     }
 

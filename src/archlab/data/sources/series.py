@@ -3,24 +3,32 @@
 Both return float32 arrays shaped (N, T, F) and labels as a numpy string array, so every
 sequence model sees the same layout whatever the file format. Every malformed value is
 reported with its file and 1-based line number, because a silent NaN or a shifted column
-would otherwise surface much later as a meaningless training curve.
+would otherwise surface much later as a meaningless training curve. Files are read line by
+line (`iter_series_csv`, `iter_ucr_file`), so the on-disk cache of a file larger than memory
+is filled as it streams by, with the same checks and errors.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from archlab.data.sources.tables import read_header
-from archlab.data.sources.utf8 import read_utf8
+from archlab.data.sources.utf8 import utf8_lines
 from archlab.errors import DataError
 
-__all__ = ["load_series_csv", "load_ucr", "load_ucr_file"]
+__all__ = [
+    "iter_series_csv",
+    "iter_ucr_file",
+    "load_series_csv",
+    "load_ucr",
+    "load_ucr_file",
+    "ucr_files",
+]
 
 
 def _parse_values(
@@ -70,14 +78,22 @@ def load_series_csv(
     are read as T*F values in time-major order (t0f0, t0f1, t1f0, ...). `limit`: at most
     this many rows are read.
     """
+    rows, labels = zip(*iter_series_csv(path, label_column, num_features, limit), strict=True)
+    return np.stack(rows), (np.array(labels, dtype=str) if label_column is not None else None)
+
+
+def iter_series_csv(
+    path: Path, label_column: str | None, num_features: int = 1, limit: int | None = None
+) -> Iterator[tuple[np.ndarray, str | None]]:
+    """Each row of a series CSV (see `load_series_csv`) as ((T, F) float32 values, label),
+    read line by line as the file streams by, so a file larger than memory can be cached."""
     path = Path(path)
     if not isinstance(num_features, int) or num_features < 1:
         raise DataError(
             f"{path}: num_features must be a positive integer, got {num_features!r}. "
             "Set it to the number of values recorded per time step (1 for a univariate series)."
         )
-    text = read_utf8(path, "series CSV file")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(utf8_lines(path, "series CSV file"))
 
     found = read_header(reader)
     if found is None:
@@ -118,42 +134,39 @@ def load_series_csv(
             f"num_features={num_features} features per time step ({num_values} is not divisible "
             f"by {num_features}). Check num_features or the columns of the file."
         )
+    shape = (num_values // num_features, num_features)
 
-    rows: list[np.ndarray] = []
-    labels: list[str] = []
+    count = 0
     for row in reader:
         line = reader.line_num
         if not any(field.strip() for field in row):
             continue  # blank line
-        if limit is not None and len(rows) >= limit:
-            break
+        if limit is not None and count >= limit:
+            return
         if len(row) != len(header):
             raise DataError(
                 f"{path}, line {line}: {len(row)} fields, but the header has {len(header)}. "
                 "Every row needs exactly one value per header column; fix the missing or extra "
                 "fields (an unquoted comma inside a value also splits it)."
             )
-        if label_column is None:
-            rows.append(_parse_values(row, value_names, path, line))
-            continue
-        label = row[label_index].strip()
-        if label == "":
-            raise DataError(
-                f"{path}, line {line}: the label column {label_column!r} is empty. "
-                "Give every row a class label, or drop unlabelled rows."
-            )
-        fields = row[:label_index] + row[label_index + 1 :]
-        rows.append(_parse_values(fields, value_names, path, line))
-        labels.append(label)
+        label = None
+        if label_column is not None:
+            label = row[label_index].strip()
+            if label == "":
+                raise DataError(
+                    f"{path}, line {line}: the label column {label_column!r} is empty. "
+                    "Give every row a class label, or drop unlabelled rows."
+                )
+            row = row[:label_index] + row[label_index + 1 :]
+        values = _parse_values(row, value_names, path, line)
+        count += 1
+        yield values.astype(np.float32).reshape(shape), label
 
-    if not rows:
+    if not count:
         raise DataError(
             f"{path}: the file has a header but no data rows. Add one row per series "
             "(label plus values)."
         )
-    values = np.stack(rows).astype(np.float32)
-    values = values.reshape(len(rows), num_values // num_features, num_features)
-    return values, (np.array(labels, dtype=str) if label_column is not None else None)
 
 
 _UCR_NAN_HINT = (
@@ -164,16 +177,24 @@ _UCR_NAN_HINT = (
 
 def load_ucr_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Parse one UCR `.tsv` file: label in the first field, values in the rest, no header."""
-    text = read_utf8(path, "UCR .tsv file")
-    rows: list[np.ndarray] = []
-    labels: list[str] = []
+    rows, labels = zip(*iter_ucr_file(path), strict=True)
+    return np.stack(rows), np.array(labels, dtype=str)
+
+
+def iter_ucr_file(path: Path) -> Iterator[tuple[np.ndarray, str]]:
+    """Each line of a UCR `.tsv` file as ((T, 1) float32 values, label), read as the file
+    streams by."""
+    path = Path(path)
     length: int | None = None
     length_line = 0
     names: list[str] = []
-    for line_no, raw in enumerate(text.splitlines(), start=1):
+    lines = (
+        part for text in utf8_lines(path, "UCR .tsv file") for part in text.splitlines() or [""]
+    )
+    for line_no, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
-        fields = raw.rstrip("\r\n").split("\t")
+        fields = raw.split("\t")
         label = fields[0].strip()
         values = fields[1:]
         if len(values) == 0:
@@ -201,18 +222,16 @@ def load_ucr_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 f"{length_line} has length {length}. All series in a file must have the same "
                 "length; resample or pad them to one length first."
             )
-        rows.append(_parse_values(values, names, path, line_no, _UCR_NAN_HINT))
-        labels.append(label)
-    if not rows:
+        values_arr = _parse_values(values, names, path, line_no, _UCR_NAN_HINT)
+        yield values_arr.astype(np.float32)[:, None], label
+    if length is None:
         raise DataError(
             f"{path}: the file is empty (no data lines). Expected one line per series: "
             "label<TAB>value<TAB>value..."
         )
-    values_arr = np.stack(rows).astype(np.float32)[:, :, None]
-    return values_arr, np.array(labels, dtype=str)
 
 
-def _ucr_files(path: Path) -> tuple[Path, Path]:
+def ucr_files(path: Path) -> tuple[Path, Path]:
     """Resolve a UCR dataset directory or `_TRAIN.tsv` path to its (train, test) files."""
     if not path.exists():
         raise DataError(
@@ -258,7 +277,7 @@ def load_ucr(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     `path` is the dataset directory `<Name>/` or its `<Name>_TRAIN.tsv` file. Labels are kept
     exactly as written (e.g. "-1", "1", "2") so that the label vocabulary matches the archive.
     """
-    train_path, test_path = _ucr_files(Path(path))
+    train_path, test_path = ucr_files(Path(path))
     train = load_ucr_file(train_path)
     test = load_ucr_file(test_path)
     if train[0].shape[1] != test[0].shape[1]:
