@@ -135,3 +135,25 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
     (line,) = [x for x in other.stderr.splitlines() if x.startswith("archlab-train: error:")]
     assert "model.channels" in line and "[32, 64]" in line
     assert (run_dir / "checkpoints" / "last.ckpt").exists()  # nothing of the old run is lost
+
+
+def test_a_run_killed_after_its_first_best_checkpoint_still_ends_with_one_best_ckpt(
+    tmp_path: Path,
+) -> None:
+    """A crash between writing best.ckpt and the next last.ckpt leaves a best.ckpt that the
+    resumed run does not know of: it must replace it, not add best-v1.ckpt beside it (eval,
+    predict, export and the trackers read checkpoints/best.ckpt)."""
+    run_dir = tmp_path / "run"
+    overrides = ("trainer.max_epochs=3", "callbacks.checkpoint.every_n_train_steps=2", *QUIET)
+    process = _start(REPO, *overrides, f"hydra.run.dir={run_dir}")
+    folder = run_dir / "checkpoints"
+    _wait_for(folder / "last.ckpt", process)  # step 2, before the first validation
+    early = (folder / "last.ckpt").read_bytes()
+    _wait_for(folder / "best.ckpt", process)  # the first validation's best
+    process.kill()
+    process.communicate(timeout=60)
+    assert not (run_dir / "metrics.json").exists(), "the run finished before it was killed"
+    (folder / "last.ckpt").write_bytes(early)  # the crash came before last.ckpt learnt of it
+    resumed = _run(REPO, *overrides, f"hydra.run.dir={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]

@@ -61,7 +61,9 @@ def build_loggers(
 
 def _checkpoint_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     """best.ckpt by the monitored metric (Lightning's `trainer.checkpoint_callback`), and
-    last.ckpt at every epoch end, every n steps and on SIGTERM/SIGINT."""
+    last.ckpt at every epoch end, every n steps and on SIGTERM/SIGINT. best.ckpt is replaced,
+    never versioned (best-v1.ckpt): a run resumed after a crash that came between writing it
+    and the next last.ckpt does not know of it, and everything downstream reads best.ckpt."""
     ckpt = cfg.callbacks.checkpoint
     folder = run_dir / CHECKPOINT_DIR
     return [
@@ -72,6 +74,7 @@ def _checkpoint_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
             monitor=ckpt.monitor,
             mode=ckpt.mode,
             save_top_k=ckpt.save_top_k,
+            enable_version_counter=False,
         ),
         LastCheckpoint(folder / LAST_CHECKPOINT, ckpt.every_n_train_steps),
     ]
