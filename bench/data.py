@@ -235,7 +235,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--batches", type=int, default=150)
+    parser.add_argument("--batches", type=int, default=1500)
     parser.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "archlab-bench")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
