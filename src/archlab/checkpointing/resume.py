@@ -73,6 +73,14 @@ def _check_same_config(checkpoint_path: Path, config: dict[str, Any], run_dir: P
     return int(checkpoint["global_step"])
 
 
+def remove_partial_saves(run_dir: Path) -> None:
+    """Delete the temporary files of checkpoint saves that a crash cut short (`.<name>.*.tmp`,
+    see `archlab.atomic`): nothing reads them, and a large model would leave one per
+    preemption. Called by the process that writes checkpoints, before it writes any."""
+    for path in (run_dir / CHECKPOINT_DIR).glob(".*.ckpt.*.tmp"):
+        path.unlink(missing_ok=True)
+
+
 def inspect_run_dir(run_dir: Path, config: dict[str, Any]) -> PriorRun:
     """Classify `run_dir` for a run of `config` (plain containers)."""
     last = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT

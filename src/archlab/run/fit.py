@@ -10,7 +10,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from archlab.checkpointing.resume import inspect_run_dir
+from archlab.checkpointing.resume import inspect_run_dir, remove_partial_saves
 from archlab.config.budget import apply_budget, resolve_budget
 from archlab.config.job import JobContext
 from archlab.distributed.strategies import processes_per_node
@@ -61,6 +61,7 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
         # Trackers first: one that cannot open its run stops the run before it writes anything.
         start_trackers(trainer.loggers, cfg, run_dir, tracker_params(cfg, job.overrides))
         announce(user_cfg, sizes, len(datamodule.classes), task.model, budget, run_dir)
+        remove_partial_saves(run_dir)
         save_run_config(run_dir, user_cfg, job)
         write_manifest(run_dir, collect_manifest(cfg.seed, cfg.trainer.deterministic))
     trainer.fit(task, datamodule=datamodule, ckpt_path=prior.checkpoint, weights_only=True)
