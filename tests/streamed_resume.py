@@ -1,6 +1,7 @@
 """Exact resume of a streamed run killed mid-epoch, one harness for every modality: an
 uninterrupted reference fit, a fit that dies after a step, and a fresh fit resumed from its
-last checkpoint must train on the same (augmented) batches and end with the same weights."""
+last checkpoint must train on the same (augmented) batches and end with the same weights.
+Also the set-up of a streamed data module that the image, text and series tests share."""
 
 from __future__ import annotations
 
@@ -20,6 +21,25 @@ from archlab.data import build_datamodule
 from archlab.data.batches import RestoreLoaderPosition
 from archlab.models import build_classifier
 from archlab.tasks.classify import ClassificationTask
+
+
+def streamed_datamodule(path: Path, cache: Path, *overrides: str):
+    """The data module of `overrides` on `path`, cached in `cache`, one loader worker, set up
+    for fitting."""
+    cfg = validate(
+        compose_config(
+            "train",
+            (
+                *overrides,
+                f"data.path={path}",
+                f"data.cache_dir={cache}",
+                "data.num_workers=1",
+            ),
+        )
+    )
+    dm = build_datamodule(cfg.data, seed=cfg.seed)
+    dm.setup("fit")
+    return dm
 
 
 class Crash(Exception):

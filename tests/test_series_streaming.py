@@ -19,13 +19,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_cli
-from streamed_resume import assert_resumes_exactly
+from streamed_resume import assert_resumes_exactly, streamed_datamodule
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_resume import _run, _start, _wait_for_saves
 
-from archlab.config.preflight import compose_config
-from archlab.config.validate import validate
-from archlab.data import build_datamodule
 from archlab.data.streaming import StreamedInputs
 from archlab.errors import ConfigError, DataError
 
@@ -88,22 +85,7 @@ SOURCES = {
 
 
 def _module(path: Path, cache: Path, source: str, *overrides: str):
-    cfg = validate(
-        compose_config(
-            "train",
-            (
-                "data=sequence",
-                *SOURCES[source],
-                f"data.path={path}",
-                f"data.cache_dir={cache}",
-                "data.num_workers=1",
-                *overrides,
-            ),
-        )
-    )
-    dm = build_datamodule(cfg.data, seed=cfg.seed)
-    dm.setup("fit")
-    return dm
+    return streamed_datamodule(path, cache, "data=sequence", *SOURCES[source], *overrides)
 
 
 @pytest.mark.parametrize("source", ["csv", "splits", "ucr", "corpus"])

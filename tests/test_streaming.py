@@ -17,11 +17,8 @@ import pytest
 import torch
 from conftest import run_cli
 from PIL import Image
-from streamed_resume import assert_resumes_exactly
+from streamed_resume import assert_resumes_exactly, streamed_datamodule
 
-from archlab.config.preflight import compose_config
-from archlab.config.validate import validate
-from archlab.data import build_datamodule
 from archlab.data.batches import TensorBatches, batch_loader, tensor_loader
 from archlab.data.cache import build_cache
 from archlab.data.sources.images import ImageFolderSource, list_image_folder
@@ -49,21 +46,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _module(folder: Path, cache: Path, *overrides: str):
-    cfg = validate(
-        compose_config(
-            "train",
-            (
-                "data.source=folder",
-                f"data.path={folder}",
-                f"data.cache_dir={cache}",
-                "data.num_workers=1",
-                *overrides,
-            ),
-        )
-    )
-    dm = build_datamodule(cfg.data, seed=cfg.seed)
-    dm.setup("fit")
-    return dm
+    return streamed_datamodule(folder, cache, "data.source=folder", *overrides)
 
 
 def _all(dm, split: str) -> tuple[torch.Tensor, torch.Tensor]:

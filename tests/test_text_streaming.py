@@ -17,11 +17,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import run_cli
-from streamed_resume import assert_resumes_exactly
+from streamed_resume import assert_resumes_exactly, streamed_datamodule
 
-from archlab.config.preflight import compose_config
-from archlab.config.validate import validate
-from archlab.data import build_datamodule
 from archlab.data.streaming import StreamedInputs
 
 QUIET = ("trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")
@@ -81,22 +78,7 @@ SOURCES = {
 
 
 def _module(path: Path, cache: Path, source: str, *overrides: str):
-    cfg = validate(
-        compose_config(
-            "train",
-            (
-                "data=text",
-                *SOURCES[source],
-                f"data.path={path}",
-                f"data.cache_dir={cache}",
-                "data.num_workers=1",
-                *overrides,
-            ),
-        )
-    )
-    dm = build_datamodule(cfg.data, seed=cfg.seed)
-    dm.setup("fit")
-    return dm
+    return streamed_datamodule(path, cache, "data=text", *SOURCES[source], *overrides)
 
 
 @pytest.mark.parametrize(("source", "tokenizer"), [("csv", "bpe"), ("corpus", "char")])
