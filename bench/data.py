@@ -230,6 +230,25 @@ def loaders(folder: Path, cache: Path, workers: int, batches: int) -> dict[str, 
     return compare_loaders(ours, datasets, workers, batches)
 
 
+def print_table(data: str, plain: str, rows: list[tuple[str, dict, dict, dict]]) -> None:
+    """The README table of the data benches: one row per (label, cold run, warm run, loader
+    rates); `data` heads the first column, `plain` names the loop archlab is compared to."""
+    print()
+    print(f"| {data} | peak memory (PSS, all processes) cold / warm | main process RSS warm "
+          f"| command to first step cold / warm | loader samples/s: archlab / {plain} "
+          "/ plain on the same cache | ratios |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|")
+    for label, cold, warm, rates in rows:
+        print(
+            f"| {label} | {cold['pss'] / 2**30:.2f} / {warm['pss'] / 2**30:.2f} GiB "
+            f"| {warm['rss'] / 2**30:.2f} GiB "
+            f"| {cold['first_step']:.1f} / {warm['first_step']:.1f} s "
+            f"| {rates['archlab']:,.0f} / {rates['plain']:,.0f} / {rates['plain_cache']:,.0f} "
+            f"| {rates['archlab'] / rates['plain']:.2f} / "
+            f"{rates['archlab'] / rates['plain_cache']:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
@@ -255,22 +274,9 @@ def main() -> None:
         cold = train(folder, cache, runs / "cold", args.steps, args.workers)
         warm = train(folder, cache, runs / "warm", args.steps, args.workers)
         rates = loaders(folder, cache, args.workers, args.batches)
-        rows.append((size, cold, warm, rates))
+        rows.append((f"{size:,}", cold, warm, rates))
         print(f"  done: {size:,}", flush=True)
-    print()
-    print("| images | peak memory (PSS, all processes) cold / warm | main process RSS warm "
-          "| command to first step cold / warm | loader samples/s: archlab / plain PIL / "
-          "plain on the same cache | ratios |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|")
-    for size, cold, warm, rates in rows:
-        print(
-            f"| {size:,} | {cold['pss'] / 2**30:.2f} / {warm['pss'] / 2**30:.2f} GiB "
-            f"| {warm['rss'] / 2**30:.2f} GiB "
-            f"| {cold['first_step']:.1f} / {warm['first_step']:.1f} s "
-            f"| {rates['archlab']:,.0f} / {rates['plain']:,.0f} / {rates['plain_cache']:,.0f} "
-            f"| {rates['archlab'] / rates['plain']:.1f} / "
-            f"{rates['archlab'] / rates['plain_cache']:.2f} |"
-        )
+    print_table("images", "plain PIL", rows)
 
 
 if __name__ == "__main__":

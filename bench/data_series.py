@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.data import build_datamodule
-from bench.data import compare_loaders, run_training
+from bench.data import compare_loaders, print_table, run_training
 
 BATCH = 128
 STEPS = 100
@@ -158,23 +158,9 @@ def main() -> None:
         cold = run_training(common, runs / "cold", args.steps)
         warm = run_training(common, runs / "warm", args.steps)
         rates = loaders(table, cache, args.workers, args.batches)
-        rows.append((size, count, cold, warm, rates))
+        rows.append((f"{size} MB ({count:,} series)", cold, warm, rates))
         print(f"  done: {size} MB", flush=True)
-    print()
-    print("| CSV | peak memory (PSS, all processes) cold / warm | main process RSS warm "
-          "| command to first step cold / warm | loader samples/s: archlab / plain in memory "
-          "/ plain on the same cache | ratios |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|")
-    for size, count, cold, warm, rates in rows:
-        print(
-            f"| {size} MB ({count:,} series) "
-            f"| {cold['pss'] / 2**30:.2f} / {warm['pss'] / 2**30:.2f} GiB "
-            f"| {warm['rss'] / 2**30:.2f} GiB "
-            f"| {cold['first_step']:.1f} / {warm['first_step']:.1f} s "
-            f"| {rates['archlab']:,.0f} / {rates['plain']:,.0f} / {rates['plain_cache']:,.0f} "
-            f"| {rates['archlab'] / rates['plain']:.2f} / "
-            f"{rates['archlab'] / rates['plain_cache']:.2f} |"
-        )
+    print_table("CSV", "plain in memory", rows)
 
 
 if __name__ == "__main__":
