@@ -40,7 +40,7 @@ def test_a_tiny_split_gets_small_batches_and_enough_steps(default_cfg) -> None:
     assert resolved.callbacks.checkpoint.monitor is None
     assert resolved.trainer.max_epochs == 423 and resolved.data.batch_size == 8
     text = "\n".join(budget.describe("val/acc"))
-    assert "423 epochs (auto) x 6 steps = 2538 optimizer steps, batch 8 (auto)" in text
+    assert "423 epochs (auto) x 6 steps = 2538 optimizer steps, batch 8 (auto), lr 0.003," in text
     assert "too small to choose a checkpoint" in text
 
 
@@ -52,6 +52,24 @@ def test_a_small_split_gets_a_tenth_as_batch(default_cfg) -> None:
     assert apply_budget(default_cfg, budget).callbacks.checkpoint.monitor == "val/acc"
     # The default cosine schedule must run to its end: no early stopping to cut it short.
     assert not budget.early_stopping
+
+
+def test_scale_lr_scales_the_learning_rate_down_with_a_smaller_auto_batch() -> None:
+    """With budget.scale_lr, task.optimizer.lr is the rate at batch 64: AdamW at batch 8 trains
+    at 0.003 x sqrt(1/8), SGD at 0.003 / 8; batch 64, a batch the user set, or the default
+    (scale_lr=false) keep it as set."""
+    scaled = _cfg("budget.scale_lr=true")
+    adamw = resolve_budget(scaled, train=45, val=5)
+    assert adamw.lr == pytest.approx(0.003 / 8**0.5) and "lr" in adamw.auto
+    assert apply_budget(scaled, adamw).task.optimizer.lr == pytest.approx(0.0010607, rel=1e-4)
+    assert "batch 8 (auto), lr 0.00106 (auto)," in adamw.describe("val/acc")[0]
+    sgd = _cfg("budget.scale_lr=true", "task.optimizer.name=sgd", "task.optimizer.lr=0.1")
+    assert resolve_budget(sgd, 45, 5).lr == pytest.approx(0.1 / 8)
+    assert resolve_budget(scaled, train=1257, val=180).lr == 0.003  # batch 64
+    for kept in (_cfg("budget.scale_lr=true", "data.batch_size=8"), _cfg()):
+        budget = resolve_budget(kept, train=45, val=5)
+        assert budget.lr == 0.003 and "lr" not in budget.auto
+        assert "lr 0.003," in budget.describe("val/acc")[0]
 
 
 def test_auto_early_stopping_with_a_constant_learning_rate() -> None:

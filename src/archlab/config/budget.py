@@ -5,6 +5,11 @@ The rule (the `budget` section of the config holds its numbers; README "Budgets"
 - epochs: `min_epochs`, or more, so that the run draws at least `min_examples` training
   examples (a set of 32 series is seen 594 times, 2,376 steps at batch 8; the built-in
   1,257 digits and 991 docstrings 20 times, as before; 300,000 examples 20 times);
+- learning rate, with `scale_lr` (off by default: it helps the FCN and the Transformer on
+  small series and sinks the RNN, README "Budgets"): `task.optimizer.lr` is then the rate at
+  `max_batch_size`, and a batch sized here below it scales it down, by sqrt(batch /
+  max_batch_size) for AdamW (the square-root rule for Adam), batch / max_batch_size for SGD
+  (the linear rule): 32 series train at batch 8 with 0.003 x 0.354 = 0.00106;
 - warmup: `task.scheduler.warmup_steps`, kept to at most half of all optimizer steps, so
   that the schedule still has room to decay;
 - early stopping: on when the epochs were sized here, the learning rate is constant (a cosine
@@ -31,6 +36,7 @@ class Budget:
     train: int
     val: int
     batch_size: int
+    lr: float
     epochs: int
     steps_per_epoch: int
     total_steps: int
@@ -54,7 +60,7 @@ class Budget:
         lines = [
             f"budget: {self.epochs} epochs{tag('epochs')} x {self.steps_per_epoch} steps = "
             f"{self.total_steps} optimizer steps, batch {self.batch_size}{tag('batch')}, "
-            f"warmup {self.warmup} steps, {stopping}"
+            f"lr {self.lr:.3g}{tag('lr')}, warmup {self.warmup} steps, {stopping}"
         ]
         if not self.choose_on_val:
             lines.append(
@@ -67,6 +73,7 @@ class Budget:
         """For metrics.json."""
         return {
             "batch_size": self.batch_size,
+            "lr": self.lr,
             "epochs": self.epochs,
             "total_steps": self.total_steps,
             "warmup_steps": self.warmup,
@@ -92,6 +99,13 @@ def steps_per_epoch(batches: int, trainer: Any) -> int:
     return max(1, math.ceil(batches / trainer["accumulate_grad_batches"]))
 
 
+def scaled_lr(lr: float, batch: int, budget: Any, optimizer: str) -> float:
+    """`lr` (the rate at `max_batch_size`) at a smaller auto batch: square-root rule for
+    AdamW, linear for SGD; unchanged at `max_batch_size`."""
+    ratio = min(1.0, batch / budget["max_batch_size"])
+    return lr * (ratio if optimizer == "sgd" else math.sqrt(ratio))
+
+
 def capped_warmup(warmup: int, total_steps: int) -> int:
     """Warmup kept to at most half of the steps, so that the learning rate can still decay."""
     return max(0, min(warmup, total_steps // 2))
@@ -104,6 +118,9 @@ def resolve_budget(cfg: DictConfig, train: int, val: int, world: int = 1) -> Bud
     batch = cfg.data.batch_size
     if batch is None:
         batch, auto = auto_batch_size(train, rule), auto | {"batch"}
+    lr = cfg.task.optimizer.lr
+    if "batch" in auto and rule.scale_lr and batch < rule.max_batch_size:
+        lr, auto = scaled_lr(lr, batch, rule, cfg.task.optimizer.name), auto | {"lr"}
     per_epoch = steps_per_epoch(math.ceil(train / (batch * world)), trainer)
     epochs = trainer.max_epochs
     if epochs is None:
@@ -129,6 +146,7 @@ def resolve_budget(cfg: DictConfig, train: int, val: int, world: int = 1) -> Bud
         train,
         val,
         batch,
+        lr,
         epochs,
         per_epoch,
         total,
@@ -144,6 +162,7 @@ def apply_budget(cfg: DictConfig, budget: Budget) -> DictConfig:
     """`cfg` with every auto knob replaced by its resolved value (read-only, like `cfg`)."""
     plain = OmegaConf.to_container(cfg)
     plain["data"]["batch_size"] = budget.batch_size
+    plain["task"]["optimizer"]["lr"] = budget.lr
     plain["trainer"]["max_epochs"] = budget.epochs
     plain["task"]["scheduler"]["warmup_steps"] = budget.warmup
     plain["callbacks"]["early_stopping"] |= {

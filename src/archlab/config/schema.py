@@ -430,6 +430,7 @@ class BudgetConfig:
     batch_fraction: float = bounded(0.1, gt=0, le=1)
     min_batch_size: int = positive(8)
     max_batch_size: int = positive(64)
+    scale_lr: bool = False
     small_val: int = bounded(50, ge=0)
 
 
