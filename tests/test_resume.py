@@ -101,6 +101,7 @@ def test_a_finished_run_is_not_trained_again(tmp_path: Path) -> None:
     assert metrics.stat().st_mtime_ns == written
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGKILL])
 def test_a_killed_run_resumed_ends_like_an_uninterrupted_one(tmp_path: Path, signum: int) -> None:
     overrides = (*LONG_RUN, "trainer.deterministic=true")

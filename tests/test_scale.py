@@ -100,6 +100,7 @@ def test_one_and_two_processes_give_the_same_result(runs: dict[str, Path]) -> No
         torch.testing.assert_close(weights[1][key], tensor, atol=TOLERANCE, rtol=0)
 
 
+@pytest.mark.slow
 def test_ddp_pretraining_records_the_mean_over_every_process(tmp_path: Path) -> None:
     """A self-supervised run under DDP records val/test losses over all examples (the mean of
     both processes), as a single process evaluating the same checkpoint finds them."""

@@ -28,6 +28,7 @@ def _mtimes(folder: Path) -> dict[str, float]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*.ckpt")}
 
 
+@pytest.mark.slow
 def test_the_pipeline_runs_both_stages_and_resumes_at_the_second(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     args = (*PIPELINE, f"hydra.run.dir={run_dir}", *QUIET)

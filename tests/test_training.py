@@ -151,6 +151,7 @@ def test_best_and_last_checkpoints_load_safely(digits_run: Path, digits_metrics,
 
 
 # ---------------------------------------------------------------- reproducibility
+@pytest.mark.slow
 def test_the_same_seed_repeats_a_run_and_another_seed_does_not(tmp_path: Path) -> None:
     short = ("trainer.max_epochs=2", "trainer.limit_train_batches=5")
     first = _train(tmp_path / "a", *short)
@@ -165,6 +166,7 @@ def test_the_same_seed_repeats_a_run_and_another_seed_does_not(tmp_path: Path) -
 
 
 # ---------------------------------------------------------------- other architectures learn
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "data", "epochs"),
     [
