@@ -113,7 +113,6 @@ def test_most_attribution_falls_in_the_region_the_label_depends_on(trained, meth
     assert inside > 0.5, f"{inside:.2f} of the mass inside a region of {share:.2f} of the input"
 
 
-@pytest.mark.slow
 def test_archlab_explain_writes_pngs_and_tensorboard_shows_attributions(train_cli) -> None:
     result, run_dir = train_cli(
         "trainer.max_epochs=1", "trainer.limit_train_batches=3", "test_after_fit=false"

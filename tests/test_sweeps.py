@@ -202,7 +202,6 @@ def _study(sweep_dir: Path) -> optuna.Study:
     return optuna.load_study(study_name="archlab", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
 
 
-@pytest.mark.slow
 def test_an_interrupted_optuna_search_continues_where_it_stopped(tmp_path: Path) -> None:
     overrides = ("hparams_search=image", "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner=none",
                  "trainer.max_epochs=2", "trainer.limit_train_batches=4", *QUIET)  # fmt: skip
