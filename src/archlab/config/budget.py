@@ -101,8 +101,8 @@ def steps_per_epoch(batches: int, trainer: Any) -> int:
 
 def scaled_lr(lr: float, batch: int, budget: Any, optimizer: str) -> float:
     """`lr` (the rate at `max_batch_size`) at a smaller auto batch: square-root rule for
-    AdamW, linear for SGD; unchanged at `max_batch_size`."""
-    ratio = min(1.0, batch / budget["max_batch_size"])
+    AdamW, linear for SGD."""
+    ratio = batch / budget["max_batch_size"]
     return lr * (ratio if optimizer == "sgd" else math.sqrt(ratio))
 
 
