@@ -9,6 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest worker per core: in-process torch gets that core, not all of
+    # them (oversubscribed threads make short runs several times slower).
+    torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 
