@@ -32,6 +32,22 @@ def test_the_sequence_cnn_default_is_the_published_fcn() -> None:
     assert net(torch.randn(3, 97, 1)).shape == (3, 2)  # global pooling: any length
 
 
+@pytest.mark.parametrize("series", ["fcn", "resnet"])
+def test_the_published_series_cnns_end_in_pooled_features_to_classes(series: str) -> None:
+    """Their head is global average pooling -> one linear layer: no hidden layer, no dropout,
+    whatever `fc_dims` and `dropout` say (those shape images, text and series=blocks)."""
+    cfg = _model_cfg("data=sequence", f"model.series={series}", "model.fc_dims=[64]")
+    net = build_classifier(cfg, SequenceSpec(150, 1), 3)
+    assert [type(m) for m in net.head.mlp] == [nn.Linear]
+    assert (net.head.mlp[0].in_features, net.head.mlp[0].out_features) == (128, 3)
+    blocks = build_classifier(
+        _model_cfg("data=sequence", "model.series=blocks"), SequenceSpec(150, 1), 3
+    )
+    assert [type(m) for m in blocks.head.mlp] == [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
+    image = build_classifier(_model_cfg("data=image"), ImageSpec(1, 8, 8), 10)
+    assert image.head.mlp[0].out_features == 128  # images keep fc_dims [128]
+
+
 def test_resnet_blocks_are_residual() -> None:
     cfg = _model_cfg("data=sequence", "model.series=resnet")
     net = build_classifier(cfg, SequenceSpec(64, 3), 4)
