@@ -80,6 +80,22 @@ def test_auto_early_stopping_with_a_constant_learning_rate() -> None:
     assert not resolve_budget(no_val, train=300, val=60).early_stopping
 
 
+def test_only_a_transformer_gets_its_gradient_norm_clipped_unless_set() -> None:
+    """null trainer.gradient_clip_val: 1.0 for the Transformer, no clipping for the CNN and
+    the RNN; a value the user sets (0 included) wins, and the trainer receives it."""
+    for model, expected in (("transformer", 1.0), ("cnn", None), ("rnn", None)):
+        cfg = _cfg(f"model={model}")
+        budget = resolve_budget(cfg, train=45, val=5)
+        assert budget.clip == expected, model
+        assert apply_budget(cfg, budget).trainer.gradient_clip_val == expected
+        assert ("gradient norm clipped at 1" in budget.describe("val/acc")[0]) == bool(expected)
+    for value in (0.0, 0.5):
+        cfg = _cfg("model=transformer", f"trainer.gradient_clip_val={value}")
+        assert resolve_budget(cfg, train=45, val=5).clip == value
+    cfg = _cfg("model=transformer", "budget.transformer_clip=0")
+    assert resolve_budget(cfg, train=45, val=5).clip is None
+
+
 def test_the_built_in_digits_keep_their_twenty_epochs(default_cfg) -> None:
     """1,257 train / 180 val: batch 64, 20 epochs of 20 steps, as before budgets were sized."""
     budget = resolve_budget(default_cfg, train=1257, val=180)

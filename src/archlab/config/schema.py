@@ -432,6 +432,7 @@ class BudgetConfig:
     max_batch_size: int = positive(64)
     scale_lr: bool = False
     small_val: int = bounded(50, ge=0)
+    transformer_clip: float = bounded(1.0, ge=0)
 
 
 @dataclass
