@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# One pytest worker per core (pytest-xdist), each test file on one worker.
+PYTEST := $(BIN)/pytest -q -n auto --dist loadfile
 
 .PHONY: install train test test-all lint format bench bench-real bench-transfer bench-infer bench-seq2seq bench-data bench-gpu tensorboard clean
 
@@ -19,8 +21,8 @@ install: $(STAMP)  ## create .venv with torch 2.13.0 and archlab (editable)
 train: $(STAMP)  ## train the default experiment (CNN on the bundled digits)
 	$(BIN)/archlab-train $(ARGS)
 
-test: $(STAMP)  ## the default test suite (no `slow` tests); one worker per core, each file on one worker
-	$(BIN)/pytest -q -n auto --dist loadfile
+test: $(STAMP)  ## the default test suite (no `slow` tests), in parallel
+	$(PYTEST)
 
 # The tests against a real MLflow server need mlflow (~400 MB with its server's dependencies):
 # an extra that `make test-all` installs, not part of `.[dev]`; `make test` skips those tests.
@@ -29,7 +31,7 @@ $(VENV)/.installed-mlflow: $(STAMP)
 	touch $@
 
 test-all: $(STAMP) $(VENV)/.installed-mlflow  ## every test, `slow` ones included (installs mlflow)
-	$(BIN)/pytest -q -n auto --dist loadfile -m ""
+	$(PYTEST) -m ""
 
 lint: $(STAMP)  ## ruff lint and format check; the layering contracts (pyproject's [tool.importlinter])
 	$(BIN)/ruff check .

@@ -118,20 +118,12 @@ def build_body(cfg: Mapping[str, Any], spec: InputSpec) -> tuple[nn.Module, nn.M
     return _ARCHITECTURES[cfg["name"]](cfg, spec)
 
 
-def _published_series_cnn(cfg: Mapping[str, Any], spec: InputSpec) -> bool:
-    return (
-        cfg["name"] == "cnn"
-        and isinstance(spec, SequenceSpec)
-        and cfg.get("series", "blocks") != "blocks"
-    )
-
-
 def build_classifier(cfg: Mapping[str, Any], spec: InputSpec, num_classes: int) -> Network:
     """A classifier for `spec`-shaped inputs from a validated `model` config section."""
     stem, backbone, positions = build_body(cfg, spec)
     in_dim = backbone.out_dim * (positions if cfg["pooling"] == "flatten" else 1)
     fc_dims, dropout = list(cfg["fc_dims"]), cfg["dropout"]
-    if _published_series_cnn(cfg, spec):
+    if isinstance(backbone, (FCN, ResNet1D)):
         # The published FCN and ResNet end in pooled features -> classes, with no hidden layer
         # and no dropout: a hidden layer of 128 with dropout cost ArrowHead 5 points (README).
         fc_dims, dropout = [], 0.0
