@@ -77,7 +77,8 @@ def _args(corpus: Path, cache: Path, workers: int, eval_batches: int) -> list[st
     return [
         "data=text", "task=lm", "data.source=corpus", f"data.path={corpus}",
         "data.in_memory=false", f"data.cache_dir={cache}", f"data.num_workers={workers}",
-        f"data.batch_size={BATCH}", "model=transformer", "model.d_model=64", "model.num_layers=2",
+        f"data.batch_size={BATCH}", "data.max_length=128",
+        "model=transformer", "model.d_model=64", "model.num_layers=2",
         f"trainer.limit_val_batches={eval_batches}", f"trainer.limit_test_batches={eval_batches}",
         "trainer.num_sanity_val_steps=0",
     ]  # fmt: skip

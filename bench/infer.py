@@ -49,7 +49,7 @@ from archlab.run.stages import stage_config
 ARCHITECTURES = {
     "cnn": ["model=cnn", "data=image"],
     "rnn": ["model=rnn", "data=sequence"],
-    "transformer": ["model=transformer", "data=text"],
+    "transformer": ["model=transformer", "data=text", "data.max_length=128"],  # as measured
 }
 BRIEF = [
     "trainer.max_epochs=1",

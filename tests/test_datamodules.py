@@ -193,6 +193,24 @@ def test_tokenizer_never_sees_the_test_split(tmp_path: Path) -> None:
     assert (dm.tensors["test"][0][:, :3] == unk).all()
 
 
+def test_text_length_fits_the_train_texts_unless_set(tmp_path: Path) -> None:
+    """data.max_length null: the shortest multiple of 32 holding 95% of the train texts whole
+    (38 texts of 40 characters and 2 of 300: 64), in memory and streamed alike."""
+    rows = [{"text": "ab" * 20, "label": str(i % 2)} for i in range(38)]
+    rows += [{"text": "cd" * 150, "label": str(i)} for i in range(2)]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    for split in ("val", "test"):
+        (tmp_path / f"{split}.jsonl").write_text(json.dumps(rows[-1]))
+    text = ("data=text", "data.source=jsonl", f"data.path={tmp_path}", "data.tokenizer=char")
+    dm = _datamodule(*text)
+    assert dm.spec.length == 64 and dm.tensors["train"][0].shape == (40, 64)
+    streamed = _datamodule(*text, "data.in_memory=false", f"data.cache_dir={tmp_path / 'c'}")
+    assert streamed.spec.length == 64
+    assert _datamodule(*text, "data.max_length=1000").spec.length == 300  # the user's wins
+    assert _datamodule(*text, "data.length_coverage=1.0").spec.length == 300
+    assert _datamodule(*text, "data.max_auto_length=48").spec.length == 48
+
+
 def test_user_source_without_a_path_names_the_setting() -> None:
     with pytest.raises(ConfigError, match=r"data\.path"):
         _datamodule("data.source=folder")

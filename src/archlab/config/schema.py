@@ -161,7 +161,9 @@ class TextDataConfig(DataConfig):
     documents: str = choice("line", "block")
     tokenizer: str = choice("bpe", "char")
     vocab_size: int = bounded(2000, ge=3)
-    max_length: int = positive(128)
+    max_length: int | None = positive(None)  # None: sized from the train texts
+    length_coverage: float = bounded(0.95, gt=0, le=1)
+    max_auto_length: int = positive(512)
     augment: TextAugmentConfig = field(default_factory=TextAugmentConfig)
 
 

@@ -3,6 +3,7 @@ unlabelled corpora for pretraining."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Generator, Iterator, Mapping
@@ -12,6 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from archlab.data.augment import augment_tokens
@@ -42,6 +44,7 @@ from archlab.models.spec import TextSpec
 # token per byte, their int64 token ids could take about 1 GiB (data.in_memory decides too).
 TEXT_IN_MEMORY_LIMIT = 128 << 20
 _STREAMABLE = ("csv", "jsonl", "corpus")
+AUTO_LENGTH_STEP = 32  # data.max_length null: lengths are multiples of this
 
 
 class TextDataModule(ArrayDataModule):
@@ -160,13 +163,39 @@ class TextDataModule(ArrayDataModule):
             tokenizer = fit_tokenizer(
                 self.cfg["tokenizer"], texts_, self.cfg["vocab_size"], self.end_of_text
             )
-            return {"tokenizer": tokenizer.to_json()}
+            fitted = {"tokenizer": tokenizer.to_json()}
+            if self.cfg["max_length"] is None:
+                fitted["length"] = self._auto_length(tokenizer, texts_)
+            return fitted
         tokenizer = fit_tokenizer(
             self.cfg["tokenizer"], train_inputs, self.cfg["vocab_size"], self.end_of_text
         )
+        if self.cfg["max_length"] is None:
+            return {
+                "tokenizer": tokenizer.to_json(),
+                "length": self._auto_length(tokenizer, train_inputs),
+            }
         ids = tokenizer.encode_documents(train_inputs, self.cfg["max_length"])
         length = int((ids != tokenizer.pad_id).sum(1).max())
         return {"tokenizer": tokenizer.to_json(), "length": max(length, 1)}
+
+    def _auto_length(self, tokenizer: Tokenizer, train_texts: list[str]) -> int:
+        """`data.max_length` null: the shortest multiple of 32 tokens that holds
+        `length_coverage` of the train texts whole, at most `max_auto_length` (no longer than
+        the longest text). A fixed length truncates long real texts (reviews, reports) as much
+        as it pads short ones; the length the texts have fits both."""
+        cap = self.cfg["max_auto_length"]
+        ids = tokenizer.encode_documents(train_texts, cap)
+        lengths = (ids != tokenizer.pad_id).sum(1).numpy()
+        wanted = float(np.quantile(lengths, self.cfg["length_coverage"]))
+        step = AUTO_LENGTH_STEP
+        length = max(min(cap, int(lengths.max()), math.ceil(wanted / step) * step), 1)
+        whole = float((lengths <= length).mean())
+        say(
+            f"data: texts truncated at {length} tokens (auto: {whole:.0%} of the train texts "
+            f"fit whole; data.max_length sets it)."
+        )
+        return length
 
     @cached_property
     def tokenizer(self) -> Tokenizer:
@@ -176,7 +205,7 @@ class TextDataModule(ArrayDataModule):
         """Every document tokenized once into the token cache (keyed by the tokenizer); the
         fitted length is the longest train document's, as in memory."""
         views = {split: split_raw.inputs for split, split_raw in raw.items()}
-        width = max(self.cfg["max_length"], self.fitted.get("length", 0))
+        width = max(self.cfg["max_length"] or 0, self.fitted.get("length", 0))
         start = time.perf_counter()
         tokens, reused = build_tokens(views["train"].cache, self.tokenizer, width, self.cache_dir)
         took = time.perf_counter() - start
