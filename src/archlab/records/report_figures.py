@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import EngFormatter, NullFormatter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from archlab.atomic import write_atomic
@@ -148,6 +148,7 @@ def cost(path: Path, ranked: list[Configuration], target: str, mode: str) -> boo
         if xs and min(xs) > 0 and max(xs) / min(xs) > 10:  # costs an order of magnitude apart
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 75k, 2.4M: six digits collide
         ax.set_xlabel(label)
         ax.set_ylabel(f"{target} (mean ± sd)")
         ax.grid(alpha=0.3)
