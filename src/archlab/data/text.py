@@ -45,6 +45,17 @@ from archlab.models.spec import TextSpec
 TEXT_IN_MEMORY_LIMIT = 128 << 20
 _STREAMABLE = ("csv", "jsonl", "corpus")
 AUTO_LENGTH_STEP = 32  # data.max_length null: lengths are multiples of this
+_COUNT_CHUNK = 10_000  # texts encoded at a time to count their tokens
+
+
+def _token_counts(tokenizer: Tokenizer, texts: list[str], max_len: int) -> np.ndarray:
+    """Each text's number of ids (at most `max_len`, its end-of-text id included), encoded a
+    chunk at a time: no (N, max_len) matrix of every text is held just to count."""
+    chunks = (
+        tokenizer.encode_documents(texts[i : i + _COUNT_CHUNK], max_len) != tokenizer.pad_id
+        for i in range(0, len(texts), _COUNT_CHUNK)
+    )
+    return np.concatenate([chunk.sum(1).numpy() for chunk in chunks])
 
 
 class TextDataModule(ArrayDataModule):
@@ -157,27 +168,20 @@ class TextDataModule(ArrayDataModule):
         return self.views(store, store.sizes, store.labels())
 
     def fit(self, train_inputs: list[str] | RecordView) -> dict[str, Any]:
-        if isinstance(train_inputs, RecordView):  # streamed: the length comes with the tokens
+        streamed = isinstance(train_inputs, RecordView)
+        if streamed:  # fitted on a seeded sample; a set max_length comes with the tokens
             sample = train_inputs.sample(self.cfg["fit_sample"], self.cfg["split_seed"])
-            texts_ = sample.cache.read(sample.index)
-            tokenizer = fit_tokenizer(
-                self.cfg["tokenizer"], texts_, self.cfg["vocab_size"], self.end_of_text
-            )
-            fitted = {"tokenizer": tokenizer.to_json()}
-            if self.cfg["max_length"] is None:
-                fitted["length"] = self._auto_length(tokenizer, texts_)
-            return fitted
+            train_inputs = sample.cache.read(sample.index)
         tokenizer = fit_tokenizer(
             self.cfg["tokenizer"], train_inputs, self.cfg["vocab_size"], self.end_of_text
         )
+        fitted = {"tokenizer": tokenizer.to_json()}
         if self.cfg["max_length"] is None:
-            return {
-                "tokenizer": tokenizer.to_json(),
-                "length": self._auto_length(tokenizer, train_inputs),
-            }
-        ids = tokenizer.encode_documents(train_inputs, self.cfg["max_length"])
-        length = int((ids != tokenizer.pad_id).sum(1).max())
-        return {"tokenizer": tokenizer.to_json(), "length": max(length, 1)}
+            fitted["length"] = self._auto_length(tokenizer, train_inputs)
+        elif not streamed:
+            longest = _token_counts(tokenizer, train_inputs, self.cfg["max_length"]).max()
+            fitted["length"] = max(int(longest), 1)
+        return fitted
 
     def _auto_length(self, tokenizer: Tokenizer, train_texts: list[str]) -> int:
         """`data.max_length` null: the shortest multiple of 32 tokens that holds
@@ -185,8 +189,7 @@ class TextDataModule(ArrayDataModule):
         the longest text). A fixed length truncates long real texts (reviews, reports) as much
         as it pads short ones; the length the texts have fits both."""
         cap = self.cfg["max_auto_length"]
-        ids = tokenizer.encode_documents(train_texts, cap)
-        lengths = (ids != tokenizer.pad_id).sum(1).numpy()
+        lengths = _token_counts(tokenizer, train_texts, cap)
         wanted = float(np.quantile(lengths, self.cfg["length_coverage"]))
         step = AUTO_LENGTH_STEP
         length = max(min(cap, int(lengths.max()), math.ceil(wanted / step) * step), 1)
