@@ -8,6 +8,7 @@ import torch
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 
+from archlab.config.budget import apply_budget, resolve_budget
 from archlab.config.preflight import compose_config
 from archlab.config.validate import validate
 from archlab.data import build_datamodule
@@ -132,3 +133,36 @@ def test_text_token_dropout_applies_to_training_batches_in_a_fit():
 
     stored = unk_rate(dm.tensors["train"][0])
     assert all(unk_rate(batch) > stored + 0.2 for batch in seen.train)
+
+
+def test_an_rnn_text_classifier_drops_tokens_by_default_once_the_budget_resolves_it():
+    """The data module is built from the user's config (token_dropout null: nothing to do yet)
+    and then, as `archlab-train` does, handed the resolved config: its training batches then
+    carry budget.rnn_token_dropout's <unk> tokens."""
+    overrides = ("data=text", "model=rnn", "data.max_per_class=20", "data.max_length=32")
+    cfg = validate(compose_config("train", (*overrides, "model.hidden_size=8")))
+    assert cfg.data.augment.token_dropout is None
+    pl.seed_everything(cfg.seed, verbose=False)
+    dm = build_datamodule(cfg.data, seed=cfg.seed)
+    dm.setup("fit")
+    assert not dm.augments
+    budget = resolve_budget(cfg, len(dm.datasets["train"]), len(dm.datasets["val"]))
+    dm.use_config(apply_budget(cfg, budget).data)
+    assert dm.augments
+    model = build_classifier(cfg.model, dm.spec, dm.num_classes)
+    task = ClassificationTask(model, dm.num_classes, cfg.task, hparams=OmegaConf.to_container(cfg))
+    seen = Inputs()
+    trainer = pl.Trainer(
+        accelerator="cpu", max_steps=4, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False, callbacks=[seen],
+        limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(task, datamodule=dm)
+    tok = dm.tokenizer
+
+    def unk_rate(ids: torch.Tensor) -> float:
+        return ((ids == tok.unk_id).sum() / (ids != tok.pad_id).sum()).item()
+
+    stored = unk_rate(dm.tensors["train"][0])
+    rates = [unk_rate(batch) for batch in seen.train]
+    assert all(stored + 0.03 < rate < stored + 0.2 for rate in rates), (stored, rates)

@@ -96,6 +96,28 @@ def test_only_a_transformer_gets_its_gradient_norm_clipped_unless_set() -> None:
     assert resolve_budget(cfg, train=45, val=5).clip is None
 
 
+def test_only_an_rnn_classifying_text_drops_tokens_unless_set() -> None:
+    """null data.augment.token_dropout: 0.1 for an RNN that classifies text, 0 for the CNN,
+    the Transformer and an RNN language model; a value the user sets (0 included) wins, and
+    the data receive it. Series and images have no tokens to drop."""
+    cases = (("rnn", "classify", 0.1), ("cnn", "classify", 0.0), ("transformer", "classify", 0.0))
+    for model, task, expected in (*cases, ("rnn", "lm", 0.0)):
+        cfg = _cfg(f"model={model}", "data=text", f"task={task}")
+        budget = resolve_budget(cfg, train=540, val=60)
+        assert budget.token_dropout == expected, (model, task)
+        assert apply_budget(cfg, budget).data.augment.token_dropout == expected
+        said = "token dropout 0.1 (auto)" in budget.describe("val/acc")[0]
+        assert said == bool(expected), (model, task)
+    for model, value in (("rnn", 0.0), ("cnn", 0.3)):
+        cfg = _cfg(f"model={model}", "data=text", f"data.augment.token_dropout={value}")
+        budget = resolve_budget(cfg, train=540, val=60)
+        assert budget.token_dropout == value and "token_dropout" not in budget.auto
+    cfg = _cfg("model=rnn", "data=text", "budget.rnn_token_dropout=0")
+    assert resolve_budget(cfg, train=540, val=60).token_dropout == 0.0
+    cfg = _cfg("model=rnn", "data=sequence")
+    assert resolve_budget(cfg, train=540, val=60).token_dropout is None
+
+
 def test_the_built_in_digits_keep_their_twenty_epochs(default_cfg) -> None:
     """1,257 train / 180 val: batch 64, 20 epochs of 20 steps, as before budgets were sized."""
     budget = resolve_budget(default_cfg, train=1257, val=180)

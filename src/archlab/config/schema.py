@@ -26,7 +26,7 @@ def positive(default: Any = None, factory: Any = None) -> Any:
     return bounded(default, factory, ge=1)
 
 
-def probability(default: float) -> Any:
+def probability(default: float | None) -> Any:
     """A rate in [0, 1)."""
     return bounded(default, ge=0, lt=1)
 
@@ -121,7 +121,7 @@ class SeriesAugmentConfig:
 
 @dataclass
 class TextAugmentConfig:
-    token_dropout: float = probability(0.0)
+    token_dropout: float | None = probability(None)  # None: budget.rnn_token_dropout or 0
 
 
 @dataclass
@@ -435,6 +435,7 @@ class BudgetConfig:
     scale_lr: bool = False
     small_val: int = bounded(50, ge=0)
     transformer_clip: float = bounded(1.0, ge=0)
+    rnn_token_dropout: float = probability(0.1)
 
 
 @dataclass

@@ -99,8 +99,9 @@ def augment_tokens(
 
 
 def augment_active(cfg: Mapping[str, Any] | None) -> bool:
-    """Whether an `augment` section changes anything (every knob at its neutral value: no)."""
+    """Whether an `augment` section changes anything (every knob at its neutral value, or
+    null before the budget resolves it: no)."""
     if not cfg:
         return False
     neutral = {"crop_scale": 1.0, "crop": 1.0}
-    return any(value != neutral.get(key, 0) for key, value in cfg.items())
+    return any(value not in (None, neutral.get(key, 0)) for key, value in cfg.items())

@@ -92,10 +92,7 @@ class ArrayDataModule(pl.LightningDataModule):
 
     def __init__(self, cfg: Mapping[str, Any], seed: int | None = None) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.augments = augment_active(
-            cfg.get("augment")
-        )  # read once: a config lookup per step costs
+        self.use_config(cfg)
         self.seed = seed  # of the training batch order; None: torch's initial seed
         self.fitted: dict[str, Any] | None = None
         # Inputs and labels per split; a streamed split's inputs are read on demand.
@@ -105,6 +102,11 @@ class ArrayDataModule(pl.LightningDataModule):
         self.streamed = False
         self.bad_inputs: list[dict[str, str]] = []  # skipped with data.on_bad=skip
         self._note = ""  # which path was chosen, said after set-up
+
+    def use_config(self, cfg: Mapping[str, Any]) -> None:
+        """Read from `cfg` from now on: the run's config once the budget resolved its nulls."""
+        self.cfg = cfg
+        self.augments = augment_active(cfg.get("augment"))  # once: a lookup per step costs
 
     # -- what each modality provides
     def read(self) -> dict[str, RawSplit]:

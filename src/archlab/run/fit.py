@@ -51,7 +51,8 @@ def fit(cfg: DictConfig, run_dir: Path, job: JobContext) -> dict[str, float]:
     world = processes_per_node(cfg.trainer) * cfg.trainer.num_nodes
     budget = resolve_budget(cfg, sizes["train"], sizes["val"], world)
     user_cfg, cfg = cfg, apply_budget(cfg, budget)
-    datamodule.cfg, task.task_cfg = cfg.data, cfg.task
+    datamodule.use_config(cfg.data)
+    task.task_cfg = cfg.task
     if cfg.compile:
         task.model.compile()  # in place: checkpoints keep the plain parameter names
     params = trainable_parameters(task.model)  # before a sharding strategy splits the model
