@@ -20,6 +20,7 @@ interrupted bench resumes (delete that folder to measure again).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import importlib.util
 import io
@@ -43,6 +44,7 @@ SERIES = {
     "ItalyPowerDemand": (0.970, 0.960, 0.950),
     "ArrowHead": (0.843, 0.845, 0.703),
 }
+PARTS = ("series", "text")
 TARGET_POINTS = 0.03
 TEXT_SEEDS = (0, 1, 42)  # the drug reviews' runs, judged on their mean
 _SEEDS_SHOWN = " / ".join(map(str, TEXT_SEEDS))
@@ -234,7 +236,9 @@ def bench_text(work: Path, runs_dir: Path, failures: list[str]) -> dict[str, dic
 
 def main() -> None:
     """`python -m bench.real [series] [text]`: both parts, or those named."""
-    parts = sys.argv[1:] or ["series", "text"]
+    parser = argparse.ArgumentParser(prog="python -m bench.real", description=__doc__)
+    parser.add_argument("parts", nargs="*", choices=PARTS, help="both when none is named")
+    parts = parser.parse_args().parts or list(PARTS)
     runs_dir = REPO / "outputs" / "bench" / "real"
     runs_dir.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
