@@ -22,9 +22,9 @@ The rule (the `budget` section of the config holds its numbers; README "Budgets"
   and costs nothing measured on text), not for the CNN and the RNN (it sank the RNN on
   ArrowHead);
 - token dropout (`data.augment.token_dropout`): `rnn_token_dropout` (0.1) for an RNN that
-  classifies text, the one text classifier with no dropout of its own (it lifts it on the
-  drug reviews and the docstrings, README "Budgets"); 0 for the CNN, the Transformer and
-  every other objective.
+  classifies text, the one default text classifier with no dropout at work (3 points on the
+  docstrings in the mean of three seeds, the drug reviews' accuracy unchanged within their
+  noise, README "Budgets"); 0 for the CNN, the Transformer and every other objective.
 A value the user set (not null) always wins.
 """
 
