@@ -101,68 +101,54 @@ class Inputs(Callback):
         self.train.append(batch[0].clone())
 
 
-def test_text_token_dropout_applies_to_training_batches_in_a_fit():
-    cfg = validate(
-        compose_config(
-            "train",
-            (
-                "data=text",
-                "model=rnn",
-                "data.max_per_class=20",
-                "data.max_length=32",
-                "data.augment.token_dropout=0.3",
-                "model.hidden_size=8",
-            ),
-        )
-    )
+_SMALL_TEXT_RNN = (
+    "data=text", "model=rnn", "data.max_per_class=20", "data.max_length=32",
+    "model.hidden_size=8",
+)  # fmt: skip
+
+
+def _text_module(cfg):
     pl.seed_everything(cfg.seed, verbose=False)
     dm = build_datamodule(cfg.data, seed=cfg.seed)
     dm.setup("fit")
+    return dm
+
+
+def _unk_rates(cfg, dm, steps: int) -> tuple[float, list[float]]:
+    """Share of <unk> among the stored train tokens, and in each batch of a real fit."""
     model = build_classifier(cfg.model, dm.spec, dm.num_classes)
     task = ClassificationTask(model, dm.num_classes, cfg.task, hparams=OmegaConf.to_container(cfg))
     seen = Inputs()
     trainer = pl.Trainer(
-        accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False,
-        enable_model_summary=False, enable_checkpointing=False, callbacks=[seen],
-        limit_val_batches=0,
-    )  # fmt: skip
-    trainer.fit(task, datamodule=dm)
-
-    def unk_rate(ids: torch.Tensor) -> float:
-        return ((ids == 1).sum() / (ids != 0).sum()).item()
-
-    stored = unk_rate(dm.tensors["train"][0])
-    assert all(unk_rate(batch) > stored + 0.2 for batch in seen.train)
-
-
-def test_an_rnn_text_classifier_drops_tokens_by_default_once_the_budget_resolves_it():
-    """The data module is built from the user's config (token_dropout null: nothing to do yet)
-    and then, as `archlab-train` does, handed the resolved config: its training batches then
-    carry budget.rnn_token_dropout's <unk> tokens."""
-    overrides = ("data=text", "model=rnn", "data.max_per_class=20", "data.max_length=32")
-    cfg = validate(compose_config("train", (*overrides, "model.hidden_size=8")))
-    assert cfg.data.augment.token_dropout is None
-    pl.seed_everything(cfg.seed, verbose=False)
-    dm = build_datamodule(cfg.data, seed=cfg.seed)
-    dm.setup("fit")
-    assert not dm.augments
-    budget = resolve_budget(cfg, len(dm.datasets["train"]), len(dm.datasets["val"]))
-    dm.use_config(apply_budget(cfg, budget).data)
-    assert dm.augments
-    model = build_classifier(cfg.model, dm.spec, dm.num_classes)
-    task = ClassificationTask(model, dm.num_classes, cfg.task, hparams=OmegaConf.to_container(cfg))
-    seen = Inputs()
-    trainer = pl.Trainer(
-        accelerator="cpu", max_steps=4, logger=False, enable_progress_bar=False,
+        accelerator="cpu", max_steps=steps, logger=False, enable_progress_bar=False,
         enable_model_summary=False, enable_checkpointing=False, callbacks=[seen],
         limit_val_batches=0,
     )  # fmt: skip
     trainer.fit(task, datamodule=dm)
     tok = dm.tokenizer
 
-    def unk_rate(ids: torch.Tensor) -> float:
+    def rate(ids: torch.Tensor) -> float:
         return ((ids == tok.unk_id).sum() / (ids != tok.pad_id).sum()).item()
 
-    stored = unk_rate(dm.tensors["train"][0])
-    rates = [unk_rate(batch) for batch in seen.train]
+    return rate(dm.tensors["train"][0]), [rate(batch) for batch in seen.train]
+
+
+def test_text_token_dropout_applies_to_training_batches_in_a_fit():
+    cfg = validate(compose_config("train", (*_SMALL_TEXT_RNN, "data.augment.token_dropout=0.3")))
+    stored, rates = _unk_rates(cfg, _text_module(cfg), steps=2)
+    assert all(rate > stored + 0.2 for rate in rates)
+
+
+def test_an_rnn_text_classifier_drops_tokens_by_default_once_the_budget_resolves_it():
+    """The data module is built from the user's config (token_dropout null: nothing to do yet)
+    and then, as `archlab-train` does, handed the resolved config: its training batches then
+    carry budget.rnn_token_dropout's <unk> tokens."""
+    cfg = validate(compose_config("train", _SMALL_TEXT_RNN))
+    assert cfg.data.augment.token_dropout is None
+    dm = _text_module(cfg)
+    assert not dm.augments
+    budget = resolve_budget(cfg, len(dm.datasets["train"]), len(dm.datasets["val"]))
+    dm.use_config(apply_budget(cfg, budget).data)
+    assert dm.augments
+    stored, rates = _unk_rates(cfg, dm, steps=4)
     assert all(stored + 0.03 < rate < stored + 0.2 for rate in rates), (stored, rates)
