@@ -60,6 +60,21 @@ def test_padding_never_changes_a_text_prediction(name: str) -> None:
     torch.testing.assert_close(short(ids), long(padded), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("modality", SPECS)
+def test_the_default_rnn_max_pools_text_and_averages_patches_and_series(modality: str) -> None:
+    """`model.pooling` null: max over tokens (README: 2 points on two real text sets), mean over
+    image patches and series steps; a pooling the user sets builds that pooling."""
+    spec, x = SPECS[modality], _inputs(SPECS[modality])
+    default = build_classifier(_config("rnn"), spec, num_classes=3).eval()
+    outputs = {}
+    for how in ("mean", "max"):
+        chosen = build_classifier(_config("rnn", pooling=how), spec, num_classes=3).eval()
+        chosen.load_state_dict(default.state_dict())
+        outputs[how] = chosen(x)
+    assert not torch.allclose(outputs["mean"], outputs["max"])
+    torch.testing.assert_close(default(x), outputs["max" if modality == "text" else "mean"])
+
+
 def test_attention_matches_a_reference_computation() -> None:
     torch.manual_seed(0)
     attn = SelfAttention(d_model=8, num_heads=2, dropout=0.0).eval()

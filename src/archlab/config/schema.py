@@ -57,7 +57,7 @@ class RNNConfig:
     patch_size: int = positive(2)
     series_patch: int | None = positive(None)
     fc_dims: list[int] = positive(factory=list)
-    pooling: str = choice("mean", "max", "flatten", "last")
+    pooling: str | None = choice(None, "mean", "max", "flatten", "last")
     attention: bool = True
 
 

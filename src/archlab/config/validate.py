@@ -81,7 +81,7 @@ def _check_values(section: str, schema: Any, node: DictConfig) -> None:
         value = node[f.name]
         _check_bounds(f"{section}.{f.name}", value, f.metadata)
         if "choices" in f.metadata and value not in f.metadata["choices"]:
-            options = [str(c) for c in f.metadata["choices"]]
+            options = ["null" if c is None else str(c) for c in f.metadata["choices"]]
             raise ConfigError(
                 f"'{section}.{f.name}={value}' is not one of: {', '.join(options)}."
                 f"{_closest(str(value), options)}"
