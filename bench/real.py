@@ -260,8 +260,11 @@ def bench_text(work: Path, runs_dir: Path, failures: list[str]) -> dict[str, dic
 def main() -> None:
     """`python -m bench.real [series] [text]`: both parts, or those named."""
     parser = argparse.ArgumentParser(prog="python -m bench.real", description=__doc__)
-    parser.add_argument("parts", nargs="*", choices=PARTS, help="both when none is named")
+    # No `choices`: with nargs="*", Python 3.11's argparse refuses an empty list against them.
+    parser.add_argument("parts", nargs="*", help=f"any of {', '.join(PARTS)}; all when none")
     parts = parser.parse_args().parts or list(PARTS)
+    if unknown := sorted(set(parts) - set(PARTS)):
+        parser.error(f"unknown part {', '.join(unknown)}: choose from {', '.join(PARTS)}")
     runs_dir = REPO / "outputs" / "bench" / "real"
     runs_dir.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
