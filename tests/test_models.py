@@ -62,8 +62,8 @@ def test_padding_never_changes_a_text_prediction(name: str) -> None:
 
 @pytest.mark.parametrize("modality", SPECS)
 def test_the_default_rnn_max_pools_text_and_averages_patches_and_series(modality: str) -> None:
-    """`model.pooling` null: max over tokens (README: 2 points on two real text sets), mean over
-    image patches and series steps; a pooling the user sets builds that pooling."""
+    """`model.pooling` null: max over tokens, mean over image patches and series steps; a
+    pooling the user sets builds that pooling."""
     spec, x = SPECS[modality], _inputs(SPECS[modality])
     default = build_classifier(_config("rnn"), spec, num_classes=3).eval()
     outputs = {}
